@@ -1,0 +1,50 @@
+"""The request cache: every completed request is stored on disk the moment it completes, so a
+re-run makes no calls and a run killed halfway pays only for what had not completed.
+
+Keyed by a canonical hash of who answers and what was asked (endpoint, model, sampling parameters,
+messages), never by the API key. SQLite in WAL mode lets several `num_proc` workers share it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+
+def default_cache_dir() -> Path:
+    """``$HF_SYNTH_CACHE`` or ``~/.cache/hf_synth``."""
+    return Path(os.environ.get("HF_SYNTH_CACHE") or Path.home() / ".cache" / "hf_synth")
+
+
+def request_key(identity: dict[str, Any], messages) -> str:
+    canonical = json.dumps({"llm": identity, "messages": list(messages)}, sort_keys=True, ensure_ascii=False,
+                           separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class RequestCache:
+    def __init__(self, directory: str | os.PathLike | None = None):
+        directory = Path(directory) if directory else default_cache_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / "requests.sqlite"
+        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
+
+    def get(self, key: str) -> dict | None:
+        row = self._db.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, key: str, reply: dict) -> None:
+        self._db.execute("INSERT OR REPLACE INTO replies (key, reply) VALUES (?, ?)",
+                         (key, json.dumps(reply, ensure_ascii=False)))
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,1 @@
+"""Methods: pure protocols (generators of chat requests) and their prompt templates."""

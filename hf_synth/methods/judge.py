@@ -1,0 +1,69 @@
+"""CoEvol's position-swapped pairwise judge (Section 2.2, Eq. 4, Table 9), reusable by any method.
+
+The judge names the better of two responses on its first line: ``<assistant 1>``, ``<assistant 2>``
+or ``<equal>``. It is asked twice, with the two responses in both orders, against position bias.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from . import coevol_prompts as prompts
+from ..protocol import Chat, system, user
+
+_LABEL = re.compile(r"assistant\s*([12])(?!\d)|(equal)", re.IGNORECASE)
+_PREFIX = re.compile(r"^\W*output\s*:", re.IGNORECASE)
+
+
+def parse_verdict(text: str | None) -> str | None:
+    """``"1"``, ``"2"`` or ``"equal"`` from the first non-empty line of a judgment, else None.
+
+    Tolerates case, spacing, missing brackets, markdown and a leading "Output:"; "assistant 10" is
+    not "assistant 1"; a line naming two different verdicts is ambiguous and unparsable.
+    """
+    if not text:
+        return None
+    first_line = next((line for line in text.strip().splitlines() if line.strip()), "")
+    first_line = _PREFIX.sub("", first_line.strip())
+    found = {number or "equal" for number, equal in _LABEL.findall(first_line)}
+    return found.pop() if len(found) == 1 else None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Scores of Eq. 4 for the previous (r) and the edited (r') response, averaged over the two
+    judgments. A judgment that cannot be parsed counts for the previous response."""
+
+    verdicts: tuple[str | None, str | None]  # parsed, in the forward (r, r') and reverse (r', r) orders
+    score_previous: float
+    score_edited: float
+
+    @property
+    def edited_wins(self) -> bool:
+        return self.score_edited > self.score_previous  # strictly: a tie keeps the previous response
+
+
+def _eq4(verdict: str | None, previous_label: str) -> tuple[int, int]:
+    """s(r), s(r') for one judgment: 1 for the better response or for both on a tie (Eq. 4)."""
+    if verdict == "equal":
+        return 1, 1
+    if verdict is None:
+        return 1, 0
+    return (1, 0) if verdict == previous_label else (0, 1)
+
+
+def compare(forward: str | None, reverse: str | None) -> Comparison:
+    """Combine the judgment with r as assistant 1 (`forward`) and with r' as assistant 1 (`reverse`)."""
+    verdicts = (parse_verdict(forward), parse_verdict(reverse))
+    prev_1, new_1 = _eq4(verdicts[0], previous_label="1")
+    prev_2, new_2 = _eq4(verdicts[1], previous_label="2")
+    return Comparison(verdicts, (prev_1 + prev_2) / 2, (new_1 + new_2) / 2)
+
+
+def judge_chats(task: str, request: str, previous: str, edited: str) -> list[Chat]:
+    """The two judge requests of Table 9: (r, r') and, in reverse order, (r', r)."""
+    def ask(first, second):
+        prompt = prompts.JUDGE.format(task=task, request=request, first=first, second=second)
+        return Chat("judge", [system(prompts.JUDGE_ROLE), user(prompt)])
+
+    return [ask(previous, edited), ask(edited, previous)]

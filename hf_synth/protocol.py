@@ -1,0 +1,62 @@
+"""The vocabulary shared by methods and the runner.
+
+A method is a generator: it yields a `Chat` (or a list of independent `Chat`s that may run at the
+same time) and receives the reply text (or a list of them, in the same order). It never does I/O.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generator, Union
+
+
+def system(content: str) -> dict:
+    return {"role": "system", "content": content}
+
+
+def user(content: str) -> dict:
+    return {"role": "user", "content": content}
+
+
+def assistant(content: str) -> dict:
+    return {"role": "assistant", "content": content}
+
+
+@dataclass(frozen=True)
+class Chat:
+    """One chat-completion request. `agent` names the role that speaks (it picks the role's LLM
+    and labels usage); `messages` is the OpenAI-style conversation sent to the model."""
+
+    agent: str
+    messages: tuple[dict, ...]
+
+    def __init__(self, agent: str, messages):
+        object.__setattr__(self, "agent", agent)
+        object.__setattr__(self, "messages", tuple(messages))
+
+
+class Reply(str):
+    """The text of a completion; behaves as a `str`. `finish_reason` is what the endpoint said
+    (`stop`, `length`, `content_filter`, …) so a method can tell a truncated answer."""
+
+    finish_reason: str | None
+
+    def __new__(cls, text: str, finish_reason: str | None = "stop"):
+        obj = super().__new__(cls, text)
+        obj.finish_reason = finish_reason
+        return obj
+
+    def __reduce__(self):
+        return (Reply, (str(self), self.finish_reason))
+
+
+class CallFailed(Exception):
+    """Thrown into a method when one of its requests failed for good (retries exhausted, or the
+    endpoint refused it). A method may catch it; if it does not, the row is marked with it."""
+
+
+class RowError(ValueError):
+    """Raised by a method for input it cannot work on; the row is marked with the message."""
+
+
+Request = Union[Chat, list[Chat]]
+Protocol = Generator[Request, Any, Any]

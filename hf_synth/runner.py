@@ -1,0 +1,162 @@
+"""The runner: drives many method protocols at once against the LLMs, one row per protocol.
+
+Every row advances on its own (a row in its third round never waits for a slow row in its first).
+Requests go through the request cache, then the engine of the LLM that plays the request's agent.
+A request that fails for good is thrown into its protocol; a row that does not recover is marked
+with the reason and kept. Only an `EndpointError` (the endpoint cannot serve anyone) stops the run.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import HFSynthError
+from .llm.cache import RequestCache, request_key
+from .llm.config import LLM
+from .llm.engine import Engine
+from .protocol import CallFailed, Chat, Protocol, Reply, RowError
+
+
+@dataclass
+class Usage:
+    """The work a row needed: completions and their tokens (the same whether served or cached)."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def as_dict(self) -> dict:
+        return {"calls": self.calls, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens}
+
+
+@dataclass
+class RunStats:
+    """What this process actually sent, for summaries and tests (not written to datasets)."""
+
+    sent: int = 0
+    cached: int = 0
+    retries: int = 0
+    failed: int = 0
+
+
+@dataclass
+class Outcome:
+    result: Any = None
+    error: str | None = None
+    usage: Usage = field(default_factory=Usage)
+
+
+class _Process:
+    """Per-process state: engines (one per endpoint and settings) and caches (one per folder)."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.engines: dict[str, Engine] = {}
+        self.caches: dict[str, RequestCache] = {}
+        self.stats = RunStats()
+
+
+_process: _Process | None = None
+
+
+def process_state() -> _Process:
+    global _process
+    if _process is None or _process.pid != os.getpid():
+        _process = _Process()
+    return _process
+
+
+def stats() -> RunStats:
+    return process_state().stats
+
+
+class Runner:
+    def __init__(self, llms: Mapping[str, LLM], default: LLM, cache_dir: str | None | bool = True):
+        """`llms` maps agent names to their LLM; agents not named use `default`. `cache_dir` is a
+        folder, True for the default folder, or False for no request cache."""
+        state = process_state()
+        self._state = state
+        self._llms = dict(llms)
+        self._default = default
+        self._cache = None
+        if cache_dir is not False:
+            folder = str(cache_dir) if cache_dir not in (True, None) else ""
+            if folder not in state.caches:
+                state.caches[folder] = RequestCache(folder or None)
+            self._cache = state.caches[folder]
+
+    def _engine(self, llm: LLM) -> Engine:
+        key = json.dumps(llm.__dict__, sort_keys=True, default=str)
+        engine = self._state.engines.get(key)
+        if engine is None:
+            engine = self._state.engines[key] = Engine(llm)
+        return engine
+
+    async def run(self, protocols: list[Protocol]) -> list[Outcome]:
+        tasks = [asyncio.ensure_future(self._drive(p)) for p in protocols]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            raise
+
+    async def _drive(self, protocol: Protocol) -> Outcome:
+        outcome = Outcome()
+        try:
+            request = next(protocol)
+            while True:
+                try:
+                    if isinstance(request, Chat):
+                        reply = await self._ask(request, outcome.usage)
+                    else:
+                        reply = await self._ask_all(request, outcome.usage)
+                except CallFailed as failed:
+                    request = protocol.throw(failed)
+                else:
+                    request = protocol.send(reply)
+        except StopIteration as done:
+            outcome.result = done.value
+        except HFSynthError:
+            raise
+        except CallFailed as failed:
+            outcome.error = f"LLM call failed: {failed}"
+        except Exception as exc:  # a row must come out, marked, whatever went wrong in it
+            outcome.error = str(exc) if isinstance(exc, RowError) else f"{type(exc).__name__}: {exc}"
+        return outcome
+
+    async def _ask_all(self, chats: list[Chat], usage: Usage) -> list[Reply]:
+        # Siblings run to completion even when one fails: their replies are cached for a re-run.
+        replies = await asyncio.gather(*(self._ask(chat, usage) for chat in chats), return_exceptions=True)
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return replies
+
+    async def _ask(self, chat: Chat, usage: Usage) -> Reply:
+        llm = self._llms.get(chat.agent, self._default)
+        stats = self._state.stats
+        key = request_key(llm.identity(), chat.messages) if self._cache else None
+        stored = self._cache.get(key) if key else None
+        if stored is None:
+            try:
+                completion = await self._engine(llm).complete(chat.messages)
+            except CallFailed:
+                stats.failed += 1
+                raise
+            stats.sent += 1
+            stats.retries += completion.retries
+            stored = {"text": completion.text, "finish_reason": completion.finish_reason,
+                      "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens}
+            if key:
+                self._cache.put(key, stored)
+        else:
+            stats.cached += 1
+        usage.calls += 1
+        usage.prompt_tokens += stored["prompt_tokens"]
+        usage.completion_tokens += stored["completion_tokens"]
+        return Reply(stored["text"], stored["finish_reason"])

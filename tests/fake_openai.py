@@ -1,0 +1,138 @@
+"""A fake OpenAI-compatible server that speaks real HTTP on 127.0.0.1, for tests and benchmarks.
+
+Replies come from a function of the request's messages; latency and faults are injected per request.
+Every request received is recorded.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from typing import Callable
+
+from aiohttp import web
+
+
+def words(text: str) -> int:
+    return len(text.split())
+
+
+class FakeOpenAI:
+    def __init__(self, reply: Callable[[list[dict]], str] = lambda messages: "ok", latency: float = 0.0,
+                 api_key: str | None = None, model: str = "fake-model"):
+        self.reply = reply
+        self.latency = latency
+        self.api_key = api_key
+        self.model = model
+        self.requests: list[dict] = []   # request bodies, in arrival order
+        self.headers: list[dict] = []
+        self.faults: list = []           # consumed one per request: an int status, ("sleep", s), ("status", code, headers)
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._runner = None
+        self.url = None
+
+    # -- lifecycle
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self) -> "FakeOpenAI":
+        started = threading.Event()
+
+        def serve():
+            asyncio.set_event_loop(self._loop)
+            app = web.Application()
+            app.router.add_post("/v1/chat/completions", self._chat)
+            app.router.add_get("/v1/models", self._models)
+            self._runner = web.AppRunner(app, access_log=None)
+            self._loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            self._loop.run_until_complete(site.start())
+            port = site._server.sockets[0].getsockname()[1]
+            self.url = f"http://127.0.0.1:{port}/v1"
+            started.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+        started.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._runner = None
+
+    # -- handlers
+    async def _models(self, request):
+        return web.json_response({"object": "list", "data": [{"id": self.model, "object": "model"}]})
+
+    async def _chat(self, request: web.Request):
+        body = await request.json()
+        with self._lock:
+            self.requests.append(body)
+            self.headers.append(dict(request.headers))
+            fault = self.faults.pop(0) if self.faults else None
+        if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return web.json_response({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
+                                                "code": "invalid_api_key"}}, status=401)
+        if isinstance(fault, int):
+            fault = ("status", fault, {})
+        if fault and fault[0] == "status":
+            return web.json_response({"error": {"message": f"injected {fault[1]}", "type": "server_error"}},
+                                     status=fault[1], headers=fault[2])
+        if fault and fault[0] == "sleep":
+            await asyncio.sleep(fault[1])
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        text = self.reply(body["messages"])
+        prompt_tokens = sum(words(m["content"]) for m in body["messages"])
+        return web.json_response({
+            "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model", self.model),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": words(text),
+                      "total_tokens": prompt_tokens + words(text)},
+        })
+
+
+def agent_of(messages: list[dict]) -> str:
+    """Which CoEvol agent sent these messages, from its role-play system prompt."""
+    first = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+    for agent, marker in (("positive", "optimistic"), ("critical", "critical person"), ("advisor", "advisor"),
+                          ("editor", "editor"), ("judge", "checking the quality")):
+        if marker in first:
+            return agent
+    return "unknown"
+
+
+def coevol_replies(judge: Callable[[list[dict]], str] = lambda m: "<assistant 2>\nThe edit is better.") -> Callable:
+    """Deterministic replies per agent; the editor appends a marker to the previous response, so each
+    accepted round is visible in the output. `judge` decides verdicts (default: always prefer the
+    response shown second, i.e. the edit in the forward order and the original in the reverse)."""
+    def reply(messages: list[dict]) -> str:
+        agent = agent_of(messages)
+        last = messages[-1]["content"]
+        if agent == "editor":
+            previous = last.split("### Previous Response:\n", 1)[1].split("\n\n", 1)[0] if "### Previous Response:" in last else "draft"
+            return f"{previous} [edited]"
+        if agent == "judge":
+            return judge(messages)
+        if agent == "advisor":
+            return "1. Add an example.\n2. Explain the reasoning.\n3. Be concise."
+        return f"{agent} view: fine" if len(messages) == 2 else f"{agent} second look"
+    return reply
+
+
+def prefer_edit(messages: list[dict]) -> str:
+    """A judge that always prefers the edited response (marked "[edited]" one more time)."""
+    text = messages[-1]["content"]
+    first = text.split("[The Start of Assistant 1's Response]\n", 1)[1].split("\n\n[The End", 1)[0]
+    second = text.split("[The Start of Assistant 2's Response]\n", 1)[1].split("\n\n[The End", 1)[0]
+    return "<assistant 1>\nmore edits" if first.count("[edited]") > second.count("[edited]") else "<assistant 2>\nmore edits"
