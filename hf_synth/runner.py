@@ -140,7 +140,7 @@ class Runner:
     async def _ask(self, chat: Chat, usage: Usage) -> Reply:
         llm = self._llms.get(chat.agent, self._default)
         stats = self._state.stats
-        key = request_key(llm.identity(), chat.messages) if self._cache else None
+        key = request_key(llm.identity(), chat.messages) if self._cache is not None else None
         stored = self._cache.get(key) if key else None
         if stored is None:
             try:

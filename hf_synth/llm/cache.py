@@ -13,6 +13,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random
+
 
 def default_cache_dir() -> Path:
     """``$HF_SYNTH_CACHE`` or ``~/.cache/hf_synth``."""
@@ -31,9 +33,14 @@ class RequestCache:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "requests.sqlite"
         self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        # Switching a new file to WAL is not covered by the busy timeout when several workers open
+        # it at once: retry.
+        for attempt in Retrying(retry=retry_if_exception_type(sqlite3.OperationalError), stop=stop_after_delay(60),
+                                wait=wait_random(0.01, 0.2), reraise=True):
+            with attempt:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
 
     def get(self, key: str) -> dict | None:
         row = self._db.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchone()

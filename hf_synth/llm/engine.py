@@ -154,7 +154,8 @@ class Engine:
             cause = exc.__cause__ or exc
             return f"connection failed: {type(cause).__name__}"
         if isinstance(exc, openai.APIStatusError):
-            detail = exc.message if isinstance(exc.message, str) else ""
+            body = exc.body if isinstance(exc.body, dict) else {}
+            detail = str(body.get("message") or exc.message or "")
             key = self.llm.api_key
             if key and key in detail:
                 detail = detail.replace(key, "***")

@@ -1,0 +1,132 @@
+"""hf-synth: better instruction-tuning data with multi-agent LLM methods."""
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import sys
+import time
+
+from . import __version__
+from .errors import HFSynthError
+from .llm.config import LLM
+from .methods.coevol import MAX_ROUNDS, MODES
+
+
+def _llm_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("LLM endpoint (default: the embedded local model)")
+    group.add_argument("--model", help="model name, e.g. gpt-4o-mini")
+    group.add_argument("--base-url", help="OpenAI-compatible base URL, e.g. http://host:8000/v1 (vLLM)")
+    group.add_argument("--api-key-env", default="OPENAI_API_KEY",
+                       help="environment variable that holds the API key (default: OPENAI_API_KEY)")
+    group.add_argument("--temperature", type=float, default=0.0)
+    group.add_argument("--top-p", type=float, default=1.0)
+    group.add_argument("--max-tokens", type=int, default=1000)
+    group.add_argument("--seed", type=int)
+    group.add_argument("--max-concurrency", type=int, default=64)
+    group.add_argument("--timeout", type=float, default=600.0, help="seconds per request")
+    group.add_argument("--max-retries", type=int, default=5)
+    group.add_argument("--no-cache", action="store_true", help="do not use the request cache")
+    group.add_argument("--cache-dir", help="request cache folder (default: $HF_SYNTH_CACHE or ~/.cache/hf_synth)")
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="a JSON/JSONL/CSV/Parquet file, a folder saved with save_to_disk, or a Hub dataset id")
+    parser.add_argument("--output", required=True, help="folder to save the result to (Dataset.save_to_disk)")
+    parser.add_argument("--split", default="train", help="split to read from a Hub dataset or saved DatasetDict")
+    parser.add_argument("--limit", type=int, help="only the first N rows")
+    parser.add_argument("--batch-size", type=int, default=64, help="rows run concurrently per map batch")
+    parser.add_argument("--num-proc", type=int, help="worker processes for Dataset.map")
+
+
+def _llm(args) -> LLM:
+    return LLM(model=args.model, base_url=args.base_url, api_key=os.environ.get(args.api_key_env),
+               temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed,
+               max_concurrency=args.max_concurrency, timeout=args.timeout, max_retries=args.max_retries)
+
+
+def _cache(args):
+    return False if args.no_cache else (args.cache_dir or True)
+
+
+def _coevol(args) -> None:
+    from .io import load_input
+    from .runner import stats
+    from .transforms import CoEvolTransform
+
+    started = time.monotonic()
+    dataset = load_input(args.input, args.split)
+    if args.limit is not None:
+        dataset = dataset.select(range(min(args.limit, len(dataset))))
+    transform = CoEvolTransform(_llm(args), max_rounds=args.max_rounds, mode=args.mode, max_turns=args.max_turns,
+                                instruction_column=args.instruction_column, input_column=args.input_column,
+                                response_column=args.response_column, messages_column=args.messages_column,
+                                cache=_cache(args))
+    print(f"CoEvol ({args.mode}, up to {args.max_rounds} rounds) over {len(dataset)} rows with {transform.llm!r}",
+          file=sys.stderr)
+    evolved = dataset.map(transform, batched=True, batch_size=args.batch_size, num_proc=args.num_proc,
+                          desc="CoEvol")
+    evolved.save_to_disk(args.output)
+    print(summary(evolved, "coevol", time.monotonic() - started, stats() if not args.num_proc else None))
+    print(f"saved to {args.output}")
+
+
+def summary(dataset, prefix: str, seconds: float, run_stats=None) -> str:
+    """A few lines about a finished run: rows, errors, rounds, calls, tokens, time."""
+    errors = [e for e in dataset[f"{prefix}_error"] if e is not None]
+    usage = dataset[f"{prefix}_usage"]
+    lines = [f"rows: {len(dataset)}, failed: {len(errors)}"]
+    for reason, count in collections.Counter(errors).most_common(3):
+        lines.append(f"  {count} × {reason}")
+    if f"{prefix}_rounds" in dataset.column_names:
+        rounds = collections.Counter()
+        for value, error in zip(dataset[f"{prefix}_rounds"], dataset[f"{prefix}_error"]):
+            if error is None:
+                rounds.update(value if isinstance(value, list) else [value])
+        lines.append("accepted rounds: " + ", ".join(f"{k}: {rounds[k]}" for k in sorted(rounds)))
+    calls = sum(u["calls"] for u in usage)
+    prompt = sum(u["prompt_tokens"] for u in usage)
+    completion = sum(u["completion_tokens"] for u in usage)
+    lines.append(f"calls: {calls} ({prompt} prompt + {completion} completion tokens)")
+    if run_stats is not None:
+        lines.append(f"this run: {run_stats.sent} requests sent, {run_stats.cached} from cache, "
+                     f"{run_stats.retries} retries")
+    lines.append(f"time: {seconds:.1f}s")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-synth", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"hf_synth {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    coevol = commands.add_parser("coevol", help="improve responses with CoEvol (debate, advise, edit, judge)")
+    _run_arguments(coevol)
+    method = coevol.add_argument_group("CoEvol")
+    method.add_argument("--max-rounds", type=int, default=MAX_ROUNDS)
+    method.add_argument("--mode", choices=MODES, default="full", help="ablation of the paper's Table 3")
+    method.add_argument("--max-turns", type=int, help="optimize at most N assistant turns per conversation")
+    method.add_argument("--instruction-column", default="instruction")
+    method.add_argument("--input-column", default="input")
+    method.add_argument("--response-column", help="default: output or response")
+    method.add_argument("--messages-column", help="multi-turn data (default: messages or conversations)")
+    _llm_arguments(coevol)
+    coevol.set_defaults(run=_coevol)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except HFSynthError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: completed requests are cached; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

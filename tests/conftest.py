@@ -1,0 +1,48 @@
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from fake_openai import FakeOpenAI, coevol_replies, prefer_edit  # noqa: E402
+
+from hf_synth import LLM  # noqa: E402
+from hf_synth.protocol import Chat  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def isolated_caches(tmp_path, monkeypatch):
+    """Every test gets its own request cache and datasets cache."""
+    monkeypatch.setenv("HF_SYNTH_CACHE", str(tmp_path / "hf_synth_cache"))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets_cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+
+
+@pytest.fixture
+def server():
+    with FakeOpenAI(coevol_replies(prefer_edit)) as fake:
+        yield fake
+
+
+@pytest.fixture
+def llm(server):
+    return LLM(model="fake-model", base_url=server.url, max_retries=2)
+
+
+def drive(protocol, answer):
+    """Run a method protocol with replies from `answer(chat) -> str`; returns (result, chats sent)."""
+    sent = []
+    try:
+        request = next(protocol)
+        while True:
+            if isinstance(request, Chat):
+                sent.append(request)
+                request = protocol.send(answer(request))
+            else:
+                sent.extend(request)
+                request = protocol.send([answer(chat) for chat in request])
+    except StopIteration as done:
+        return done.value, sent
