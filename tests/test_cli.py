@@ -1,0 +1,53 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+from fake_openai import FakeOpenAI
+
+import hf_synth
+
+SAMPLE = Path(hf_synth.__file__).parent / "data" / "alpaca_sample.jsonl"
+MULTITURN = Path(hf_synth.__file__).parent / "data" / "multiturn_sample.jsonl"
+
+
+def hf_synth_cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "hf_synth.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_coevol_command_writes_the_dataset_and_a_summary(server, tmp_path):
+    out = tmp_path / "out"
+    result = hf_synth_cli("coevol", str(SAMPLE), "--output", str(out), "--limit", "3", "--max-rounds", "2",
+                          "--model", "m", "--base-url", server.url)
+    assert result.returncode == 0, result.stderr
+    evolved = datasets.load_from_disk(str(out))
+    assert len(evolved) == 3 and evolved["coevol_rounds"] == [2, 2, 2]
+    assert "rows: 3, failed: 0" in result.stdout
+    assert "accepted rounds: 2: 3" in result.stdout
+    assert "calls: 48 (" in result.stdout and "48 requests sent" in result.stdout
+
+
+def test_coevol_command_on_the_multi_turn_sample(server, tmp_path):
+    result = hf_synth_cli("coevol", str(MULTITURN), "--output", str(tmp_path / "out"), "--max-rounds", "1",
+                          "--max-turns", "1", "--model", "m", "--base-url", server.url)
+    assert result.returncode == 0, result.stderr
+    evolved = datasets.load_from_disk(str(tmp_path / "out"))
+    assert all(rounds == [1] for rounds in evolved["coevol_rounds"])
+
+
+def test_unreachable_endpoint_is_one_line_of_error(tmp_path):
+    with FakeOpenAI() as down:
+        url = down.url
+    result = hf_synth_cli("coevol", str(SAMPLE), "--output", str(tmp_path / "out"), "--model", "m", "--base-url", url)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: Cannot reach the LLM endpoint {url}")
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_file_and_unreachable_hub_say_so(tmp_path):
+    result = hf_synth_cli("coevol", str(tmp_path / "nope.jsonl"), "--output", str(tmp_path / "out"))
+    assert result.returncode == 1 and "nope.jsonl: no such file or folder." in result.stderr
+    result = hf_synth_cli("coevol", "someone/some-dataset", "--output", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert "error: Could not load 'someone/some-dataset' from the Hugging Face Hub" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,27 @@
+"""End to end on the embedded default: a real llama.cpp server with SmolLM2-135M-Instruct."""
+import datasets
+import pytest
+
+from hf_synth import LLM, CoEvolTransform
+from hf_synth.runner import stats
+
+pytestmark = pytest.mark.embedded
+
+
+def test_coevol_runs_on_the_embedded_model():
+    ds = datasets.Dataset.from_dict({"instruction": ["Why is the sky blue?"], "output": ["Because of the ocean."]})
+    transform = CoEvolTransform(LLM(max_tokens=48), max_rounds=1)
+    out = ds.map(transform, batched=True)
+    row = out[0]
+    assert row["coevol_error"] is None
+    assert row["coevol_usage"]["calls"] == 8 and row["coevol_usage"]["completion_tokens"] > 0
+    round_ = row["coevol_trace"][0]
+    for field in ("positive", "critical", "positive_free", "critical_free", "suggestions", "edited"):
+        assert isinstance(round_[field], str) and round_[field]
+    assert len(round_["verdicts"]) == 2
+    # the small model's verdicts may be unparsable: then they are recorded and the response is kept
+    if None in round_["parsed_verdicts"]:
+        assert row["coevol_output"] == "Because of the ocean." and row["coevol_rounds"] == 0
+    sent = stats().sent
+    again = ds.map(CoEvolTransform(LLM(max_tokens=48), max_rounds=1), batched=True)
+    assert stats().sent == sent and again.to_list() == out.to_list()
