@@ -90,13 +90,16 @@ class Runner:
             self._cache = state.caches[folder]
 
     def _engine(self, llm: LLM) -> Engine:
-        key = json.dumps(llm.__dict__, sort_keys=True, default=str)
+        # the key is part of who we are to the endpoint (in memory only: a new key, a new client)
+        key = json.dumps([llm.__dict__, llm.api_key], sort_keys=True, default=str)
         engine = self._state.engines.get(key)
         if engine is None:
             engine = self._state.engines[key] = Engine(llm)
         return engine
 
     async def run(self, protocols: list[Protocol]) -> list[Outcome]:
+        for engine in self._state.engines.values():
+            engine.fatal = None  # every run gives every endpoint a new chance
         tasks = [asyncio.ensure_future(self._drive(p)) for p in protocols]
         try:
             return list(await asyncio.gather(*tasks))

@@ -75,6 +75,7 @@ class Engine:
         self._connection_failures = 0
         self._ever_answered = False
         self._last_answer = time.monotonic()
+        self.fatal: EndpointError | None = None  # set once the endpoint cannot serve this run
 
     async def _get_client(self) -> openai.AsyncOpenAI:
         if self._client is None:
@@ -102,27 +103,36 @@ class Engine:
 
     async def complete(self, messages) -> Completion:
         async with self._limit:
-            client = await self._get_client()
-            retrying = AsyncRetrying(stop=stop_after_attempt(self.llm.max_retries + 1), wait=_wait,
-                                     retry=retry_if_exception_type(RETRYABLE), reraise=True)
+            if self.fatal is not None:  # decided while this request waited: do not send it
+                raise self.fatal
             try:
-                async for attempt in retrying:
-                    with attempt:
-                        completion = await self._send(client, messages)
-                        completion.retries = attempt.retry_state.attempt_number - 1
-                        return completion
-            except openai.AuthenticationError:
-                raise EndpointError(f"{self.where} rejected the API key (401): set OPENAI_API_KEY or pass "
-                                    "LLM(api_key=...) with a valid key.") from None
-            except openai.PermissionDeniedError:
-                raise EndpointError(f"{self.where} refused access to model {self.llm.model!r} (403): "
-                                    "check the key's permissions.") from None
-            except openai.NotFoundError:
-                raise EndpointError(f"{self.where} has no model {self.llm.model!r} or no chat completions "
-                                    "route (404): check model= and base_url= (it usually ends in /v1).") from None
-            except openai.APIError as exc:
-                attempts = self.llm.max_retries + 1 if isinstance(exc, RETRYABLE) else 1
-                raise CallFailed(f"{self._describe(exc)} (after {attempts} attempt{'s' * (attempts > 1)})") from None
+                return await self._complete(messages)
+            except EndpointError as error:
+                self.fatal = error
+                raise
+
+    async def _complete(self, messages) -> Completion:
+        client = await self._get_client()
+        retrying = AsyncRetrying(stop=stop_after_attempt(self.llm.max_retries + 1), wait=_wait,
+                                 retry=retry_if_exception_type(RETRYABLE), reraise=True)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    completion = await self._send(client, messages)
+                    completion.retries = attempt.retry_state.attempt_number - 1
+                    return completion
+        except openai.AuthenticationError:
+            raise EndpointError(f"{self.where} rejected the API key (401): set OPENAI_API_KEY or pass "
+                                "LLM(api_key=...) with a valid key.") from None
+        except openai.PermissionDeniedError:
+            raise EndpointError(f"{self.where} refused access to model {self.llm.model!r} (403): "
+                                "check the key's permissions.") from None
+        except openai.NotFoundError:
+            raise EndpointError(f"{self.where} has no model {self.llm.model!r} or no chat completions "
+                                "route (404): check model= and base_url= (it usually ends in /v1).") from None
+        except openai.APIError as exc:
+            attempts = self.llm.max_retries + 1 if isinstance(exc, RETRYABLE) else 1
+            raise CallFailed(f"{self._describe(exc)} (after {attempts} attempt{'s' * (attempts > 1)})") from None
 
     async def _send(self, client: openai.AsyncOpenAI, messages) -> Completion:
         try:
