@@ -102,13 +102,14 @@ class MapTransform:
         runner = Runner(self.llms, self.llm, self.cache)
         outcomes = loop.run(runner.run([self.protocol(row) for row in rows]))
 
-        types = {f"{self.prefix}_{name}": t for name, t in self.output_types(column_names).items()}
+        method_types = self.output_types(column_names)
+        types = {f"{self.prefix}_{name}": t for name, t in method_types.items()}
         types[f"{self.prefix}_error"] = pa.string()
         types[f"{self.prefix}_usage"] = USAGE
         columns: dict[str, list] = {name: [] for name in types}
         for outcome in outcomes:
             values = {} if outcome.error else self.output_values(outcome.result)
-            for name in self.output_types(column_names):
+            for name in method_types:
                 columns[f"{self.prefix}_{name}"].append(values.get(name))
             columns[f"{self.prefix}_error"].append(outcome.error)
             columns[f"{self.prefix}_usage"].append(outcome.usage.as_dict())
