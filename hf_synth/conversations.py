@@ -43,3 +43,9 @@ def _what(value) -> str:
     if isinstance(value, str):
         return "empty" if not value.strip() else "text"
     return f"a {type(value).__name__}"
+
+
+def transcript(messages: list[dict]) -> str:
+    """The conversation as plain text for a prompt: one "User: …" / "Assistant: …" block per turn."""
+    speakers = {"user": "User", "assistant": "Assistant", "system": "System"}
+    return "".join(f"{speakers[m['role']]}: {m['content']}\n" for m in messages)
