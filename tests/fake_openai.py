@@ -103,9 +103,11 @@ class FakeOpenAI:
 
 
 def agent_of(messages: list[dict]) -> str:
-    """Which CoEvol agent sent these messages, from its role-play system prompt."""
+    """Which agent sent these messages, from its role-play system prompt."""
     first = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
-    for agent, marker in (("positive", "optimistic"), ("critical", "critical person"), ("advisor", "advisor"),
+    for agent, marker in (("candidate", "helpful, knowledgeable assistant"), ("reviewer", "You review answers"),
+                          ("chairman", "You chair a panel"), ("difficulty", "rate how difficult"),
+                          ("positive", "optimistic"), ("critical", "critical person"), ("advisor", "advisor"),
                           ("editor", "editor"), ("judge", "checking the quality")):
         if marker in first:
             return agent
@@ -136,3 +138,22 @@ def prefer_edit(messages: list[dict]) -> str:
     first = text.split("[The Start of Assistant 1's Response]\n", 1)[1].split("\n\n[The End", 1)[0]
     second = text.split("[The Start of Assistant 2's Response]\n", 1)[1].split("\n\n[The End", 1)[0]
     return "<assistant 1>\nmore edits" if first.count("[edited]") > second.count("[edited]") else "<assistant 2>\nmore edits"
+
+
+def review_replies(verdict: Callable[[list[dict]], str] = lambda messages: "insufficient") -> Callable:
+    """Deterministic ReviewInstruct replies: the Candidate answers "answer N" to the N-th question,
+    each Reviewer names its perspective and gives `verdict(messages)`, the Chairman asks "question N"."""
+    def reply(messages: list[dict]) -> str:
+        agent = agent_of(messages)
+        if agent == "candidate":
+            return f"answer {sum(m['role'] == 'user' for m in messages)}"
+        if agent == "reviewer":
+            perspective = messages[0]["content"].split("You are ", 1)[1].split(",", 1)[0]
+            return f"As {perspective}: it lacks detail.\nVerdict: {verdict(messages)}"
+        if agent == "chairman":
+            asked = messages[-1]["content"].split("[Conversation so far]\n", 1)[1].count("User: ")
+            return f"Direction: depth\nReasoning: the answer is thin.\nQuestion: question {asked + 1}"
+        if agent == "difficulty":
+            return ("easy", "medium", "hard")[min(messages[-1]["content"].count("User: "), 3) - 1] + "\nbecause"
+        return "ok"
+    return reply

@@ -1,0 +1,90 @@
+"""`ReviewInstructTransform`: ReviewInstruct as a `Dataset.map` transform."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Sequence
+
+import pyarrow as pa
+
+from ..errors import InputError
+from ..llm.config import LLM
+from ..methods import review_instruct, review_instruct_prompts
+from ..protocol import Protocol
+from .base import MESSAGES, MapTransform, record_type
+
+ROUND = record_type(review_instruct.Round)
+
+
+class ReviewInstructTransform(MapTransform):
+    """ReviewInstruct over seed instructions (Alpaca-style `instruction` and optional `input`).
+
+    >>> out = ds.map(ReviewInstructTransform(llm=LLM(model="gpt-4o-mini", temperature=0.1)), batched=True)
+
+    Adds `review_messages` (user/assistant alternating, `rounds` user turns, every one answered),
+    `review_trace` (per round: the answer's reviews and verdicts, the Chairman's direction and
+    reasoning, the next instruction), `review_error` and `review_usage`.
+
+    Agents, for `llms`: "candidate", "chairman", and "reviewer_1" … "reviewer_N"; "reviewer" gives
+    every reviewer without its own entry the same LLM. The default LLM is the embedded model at the
+    authors' temperature, 0.1.
+    """
+
+    prefix = "review"
+    method_modules = (review_instruct, review_instruct_prompts)
+
+    def __init__(self, llm: LLM | None = None, *, rounds: int = review_instruct.ROUNDS,
+                 num_reviewers: int | None = None, perspectives: Sequence[str] | None = None,
+                 instruction_column: str = "instruction", input_column: str = "input",
+                 llms: Mapping[str, LLM] | None = None, cache: bool | str = True):
+        """`rounds` is the number of user turns (the seed included); `num_reviewers=0` skips the
+        Review stage (the Chairman asks from the answer alone). `perspectives` gives each reviewer
+        its point of view (default: the first `num_reviewers` of `PERSPECTIVES`)."""
+        if rounds < 1:
+            raise ValueError(f"rounds={rounds} must be at least 1")
+        builtin = review_instruct_prompts.PERSPECTIVES
+        if perspectives is None:
+            num_reviewers = review_instruct.NUM_REVIEWERS if num_reviewers is None else num_reviewers
+            if not 0 <= num_reviewers <= len(builtin):
+                raise ValueError(f"num_reviewers={num_reviewers}: the built-in perspectives serve 0 to "
+                                 f"{len(builtin)} reviewers; pass perspectives=[...] with one text per reviewer")
+            perspectives = builtin[:num_reviewers]
+        elif num_reviewers is not None and num_reviewers != len(perspectives):
+            raise ValueError(f"num_reviewers={num_reviewers} but {len(perspectives)} perspectives were given: "
+                             "give one perspective per reviewer and leave num_reviewers out")
+        if len(set(perspectives)) != len(perspectives):
+            raise ValueError("perspectives must differ: identical reviewers give identical reviews")
+        llms = dict(llms or {})
+        shared_reviewer = llms.pop("reviewer", None)
+        if shared_reviewer is not None:
+            for number in range(1, len(perspectives) + 1):
+                llms.setdefault(f"reviewer_{number}", shared_reviewer)
+        super().__init__(llm if llm is not None else LLM(temperature=review_instruct.TEMPERATURE),
+                         llms=llms, cache=cache)
+        self.rounds = rounds
+        self.perspectives = tuple(perspectives)
+        self.instruction_column = instruction_column
+        self.input_column = input_column
+
+    @property
+    def num_reviewers(self) -> int:
+        return len(self.perspectives)
+
+    def options(self) -> dict[str, Any]:
+        return {"rounds": self.rounds, "perspectives": list(self.perspectives),
+                "instruction_column": self.instruction_column, "input_column": self.input_column}
+
+    def input_columns(self, column_names: list[str]) -> list[str]:
+        if self.instruction_column not in column_names:
+            raise InputError(f"ReviewInstructTransform found no column {self.instruction_column!r} among "
+                             f"{column_names}: pass instruction_column= (and input_column=) to name yours.")
+        return [self.instruction_column] + ([self.input_column] if self.input_column in column_names else [])
+
+    def protocol(self, row: dict) -> Protocol:
+        instruction = review_instruct.seed_instruction(row[self.instruction_column], row.get(self.input_column))
+        return (yield from review_instruct.grow(instruction, rounds=self.rounds, perspectives=self.perspectives))
+
+    def output_types(self, column_names: list[str]) -> dict[str, pa.DataType]:
+        return {"messages": MESSAGES, "trace": pa.list_(ROUND)}
+
+    def output_values(self, result: review_instruct.Conversation) -> dict[str, Any]:
+        return {"messages": result.messages, "trace": [dataclasses.asdict(r) for r in result.trace]}
