@@ -10,16 +10,17 @@ import time
 from . import __version__
 from .errors import HFSynthError
 from .llm.config import LLM
+from .methods import review_instruct
 from .methods.coevol import MAX_ROUNDS, MODES
 
 
-def _llm_arguments(parser: argparse.ArgumentParser) -> None:
+def _llm_arguments(parser: argparse.ArgumentParser, temperature: float = 0.0) -> None:
     group = parser.add_argument_group("LLM endpoint (default: the embedded local model)")
     group.add_argument("--model", help="model name, e.g. gpt-4o-mini")
     group.add_argument("--base-url", help="OpenAI-compatible base URL, e.g. http://host:8000/v1 (vLLM)")
     group.add_argument("--api-key-env", default="OPENAI_API_KEY",
                        help="environment variable that holds the API key (default: OPENAI_API_KEY)")
-    group.add_argument("--temperature", type=float, default=0.0)
+    group.add_argument("--temperature", type=float, default=temperature, help=f"default: {temperature}")
     group.add_argument("--top-p", type=float, default=1.0)
     group.add_argument("--max-tokens", type=int, default=1000)
     group.add_argument("--seed", type=int)
@@ -49,26 +50,50 @@ def _cache(args):
     return False if args.no_cache else (args.cache_dir or True)
 
 
-def _coevol(args) -> None:
+def _run(args, transform, title: str, then=()):
+    """Load the input, map `transform` (then each of `then`, e.g. a judge) over it, save the result,
+    print a summary; returns the dataset."""
     from .io import load_input
     from .runner import stats
-    from .transforms import CoEvolTransform
 
     started = time.monotonic()
     dataset = load_input(args.input, args.split)
     if args.limit is not None:
         dataset = dataset.select(range(min(args.limit, len(dataset))))
+    print(f"{title} over {len(dataset)} rows with {transform.llm!r}", file=sys.stderr)
+    for step in (transform, *then):
+        dataset = dataset.map(step, batched=True, batch_size=args.batch_size, num_proc=args.num_proc,
+                              desc=type(step).__name__.removesuffix("Transform"))
+    dataset.save_to_disk(args.output)
+    print(summary(dataset, transform.prefix, time.monotonic() - started, stats() if not args.num_proc else None))
+    print(f"saved to {args.output}")
+    return dataset
+
+
+def _coevol(args) -> None:
+    from .transforms import CoEvolTransform
+
     transform = CoEvolTransform(_llm(args), max_rounds=args.max_rounds, mode=args.mode, max_turns=args.max_turns,
                                 instruction_column=args.instruction_column, input_column=args.input_column,
                                 response_column=args.response_column, messages_column=args.messages_column,
                                 cache=_cache(args))
-    print(f"CoEvol ({args.mode}, up to {args.max_rounds} rounds) over {len(dataset)} rows with {transform.llm!r}",
-          file=sys.stderr)
-    evolved = dataset.map(transform, batched=True, batch_size=args.batch_size, num_proc=args.num_proc,
-                          desc="CoEvol")
-    evolved.save_to_disk(args.output)
-    print(summary(evolved, "coevol", time.monotonic() - started, stats() if not args.num_proc else None))
-    print(f"saved to {args.output}")
+    _run(args, transform, f"CoEvol ({args.mode}, up to {args.max_rounds} rounds)")
+
+
+def _review_instruct(args) -> None:
+    from .transforms import DifficultyTransform, ReviewInstructTransform
+
+    transform = ReviewInstructTransform(_llm(args), rounds=args.rounds, num_reviewers=args.reviewers,
+                                        perspectives=args.perspective, instruction_column=args.instruction_column,
+                                        input_column=args.input_column, cache=_cache(args))
+    judge = [DifficultyTransform(_llm(args), cache=_cache(args))] if args.difficulty else []
+    grown = _run(args, transform, f"ReviewInstruct ({args.rounds} rounds, {transform.num_reviewers} reviewers)",
+                 then=judge)
+    if args.difficulty:
+        from .analysis import difficulty_by_round
+
+        print("difficulty by round (shares of the labelled user turns):")
+        print(difficulty_by_round(grown).to_string(index=False, float_format=lambda x: f"{x:.1%}"))
 
 
 def summary(dataset, prefix: str, seconds: float, run_stats=None) -> str:
@@ -87,6 +112,10 @@ def summary(dataset, prefix: str, seconds: float, run_stats=None) -> str:
     calls = sum(u["calls"] for u in usage)
     prompt = sum(u["prompt_tokens"] for u in usage)
     completion = sum(u["completion_tokens"] for u in usage)
+    if f"{prefix}_trace" in dataset.column_names and prefix == "review":
+        directions = collections.Counter(r["direction"] for trace in dataset["review_trace"] if trace
+                                         for r in trace if r["next_instruction"] is not None)
+        lines.append("next questions: " + ", ".join(f"{d or 'undecided'}: {n}" for d, n in directions.most_common()))
     lines.append(f"calls: {calls} ({prompt} prompt + {completion} completion tokens)")
     if run_stats is not None:
         lines.append(f"this run: {run_stats.sent} requests sent, {run_stats.cached} from cache, "
@@ -112,6 +141,23 @@ def build_parser() -> argparse.ArgumentParser:
     method.add_argument("--messages-column", help="multi-turn data (default: messages or conversations)")
     _llm_arguments(coevol)
     coevol.set_defaults(run=_coevol)
+
+    review = commands.add_parser("review-instruct",
+                                 help="grow seed instructions into multi-turn conversations (ReviewInstruct)")
+    _run_arguments(review)
+    method = review.add_argument_group("ReviewInstruct")
+    method.add_argument("--rounds", type=int, default=review_instruct.ROUNDS,
+                        help="user turns per conversation, the seed included")
+    method.add_argument("--reviewers", type=int, help=f"number of reviewers (default {review_instruct.NUM_REVIEWERS}; "
+                        "0 skips the Review stage)")
+    method.add_argument("--perspective", action="append",
+                        help="a reviewer's point of view, e.g. 'a security engineer'; repeat for each reviewer")
+    method.add_argument("--instruction-column", default="instruction")
+    method.add_argument("--input-column", default="input")
+    method.add_argument("--difficulty", action="store_true",
+                        help="also label every user turn easy/medium/hard with the LLM and print the share per round")
+    _llm_arguments(review, temperature=review_instruct.TEMPERATURE)
+    review.set_defaults(run=_review_instruct)
     return parser
 
 

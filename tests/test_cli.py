@@ -51,3 +51,29 @@ def test_missing_file_and_unreachable_hub_say_so(tmp_path):
     assert result.returncode == 1
     assert "error: Could not load 'someone/some-dataset' from the Hugging Face Hub" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_review_instruct_command_with_rounds_reviewers_and_difficulty(tmp_path):
+    from fake_openai import review_replies
+
+    with FakeOpenAI(review_replies()) as fake:
+        out = tmp_path / "out"
+        result = hf_synth_cli("review-instruct", str(SAMPLE), "--output", str(out), "--limit", "2", "--rounds", "2",
+                              "--reviewers", "1", "--difficulty", "--model", "m", "--base-url", fake.url)
+        assert result.returncode == 0, result.stderr
+        temperatures = {body["temperature"] for body in fake.requests}
+    grown = datasets.load_from_disk(str(out))
+    assert len(grown) == 2 and all(len(messages) == 4 for messages in grown["review_messages"])
+    assert grown["difficulty_labels"] == [["easy", "medium"]] * 2
+    assert temperatures == {0.1}                                   # the authors' temperature by default
+    assert "rows: 2, failed: 0" in result.stdout and "next questions: depth: 2" in result.stdout
+    assert "calls: 8 (" in result.stdout and "12 requests sent" in result.stdout   # 2 × (2 + 1 + 1), then 2 × 2 labels
+    table = result.stdout.split("difficulty by round (shares of the labelled user turns):\n", 1)[1].splitlines()
+    assert table[0].split() == ["round", "turns", "easy", "medium", "hard", "unlabeled"]
+    assert table[1].split() == ["1", "2", "100.0%", "0.0%", "0.0%", "0"]
+    assert table[2].split() == ["2", "2", "0.0%", "100.0%", "0.0%", "0"]
+
+
+def test_review_instruct_command_rejects_bad_options(tmp_path):
+    result = hf_synth_cli("review-instruct", str(SAMPLE), "--output", str(tmp_path / "out"), "--reviewers", "9")
+    assert result.returncode != 0 and "pass perspectives=" in result.stderr

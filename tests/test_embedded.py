@@ -25,3 +25,25 @@ def test_coevol_runs_on_the_embedded_model():
     sent = stats().sent
     again = ds.map(CoEvolTransform(LLM(max_tokens=48), max_rounds=1), batched=True)
     assert stats().sent == sent and again.to_list() == out.to_list()
+
+
+def test_review_instruct_runs_on_the_embedded_model():
+    from hf_synth import ReviewInstructTransform
+
+    seeds = datasets.Dataset.from_dict({"instruction": ["Give three tips for staying healthy.",
+                                                        "What is the capital of France?"]})
+    make = lambda: ReviewInstructTransform(LLM(temperature=0.1, max_tokens=64, seed=1), rounds=2, num_reviewers=1)
+    out = seeds.map(make(), batched=True)
+    for row in out:
+        if row["review_error"] is None:
+            messages = row["review_messages"]
+            assert [m["role"] for m in messages] == ["user", "assistant"] * 2
+            assert messages[0]["content"] == row["instruction"] and all(m["content"].strip() for m in messages)
+            assert row["review_usage"]["calls"] == 4
+            assert messages[2]["content"] == row["review_trace"][0]["next_instruction"]
+        else:
+            # a 135M model may not follow the Chairman's format: the row is then kept and marked
+            assert row["review_error"] == "the Chairman wrote no next question in round 1"
+            assert row["review_usage"]["calls"] == 3 and row["review_messages"] is None
+    sent = stats().sent
+    assert seeds.map(make(), batched=True).to_list() == out.to_list() and stats().sent == sent
