@@ -2,7 +2,7 @@
 (from/value) also accepted on input. Pure functions; malformed data raises `RowError`."""
 from __future__ import annotations
 
-from .protocol import RowError
+from .protocol import RowError, describe
 
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "chatgpt": "assistant", "bard": "assistant", "bing": "assistant", "system": "system"}
@@ -12,11 +12,11 @@ def normalize(turns) -> list[dict]:
     """OpenAI-style messages from OpenAI- or ShareGPT-style turns, checked: an optional system
     message, then user and assistant alternating from a user turn, every content non-empty text."""
     if not isinstance(turns, (list, tuple)) or not turns:
-        raise RowError(f"conversation is {_what(turns)}, expected a non-empty list of turns")
+        raise RowError(f"conversation is {describe(turns)}, expected a non-empty list of turns")
     messages = []
     for number, turn in enumerate(turns, 1):
         if not isinstance(turn, dict):
-            raise RowError(f"turn {number} is {_what(turn)}, expected a dict with role/content or from/value")
+            raise RowError(f"turn {number} is {describe(turn)}, expected a dict with role/content or from/value")
         if "role" in turn:
             role, content = turn.get("role"), turn.get("content")
         elif "from" in turn:
@@ -26,7 +26,7 @@ def normalize(turns) -> list[dict]:
         if role not in ("system", "user", "assistant"):
             raise RowError(f"turn {number} has unknown role {role!r}, expected system, user or assistant")
         if not isinstance(content, str) or not content.strip():
-            raise RowError(f"turn {number} ({role}) has {_what(content)} content, expected non-empty text")
+            raise RowError(f"turn {number} ({role}) has {describe(content)} content, expected non-empty text")
         messages.append({"role": role, "content": content})
     offset = 1 if messages[0]["role"] == "system" else 0
     for number, message in enumerate(messages[offset:]):
@@ -35,14 +35,6 @@ def normalize(turns) -> list[dict]:
             raise RowError(f"turn {number + offset + 1} is {message['role']!r} where {expected!r} was "
                            "expected: turns must alternate user/assistant after an optional system message")
     return messages
-
-
-def _what(value) -> str:
-    if value is None:
-        return "None"
-    if isinstance(value, str):
-        return "empty" if not value.strip() else "text"
-    return f"a {type(value).__name__}"
 
 
 def transcript(messages: list[dict]) -> str:

@@ -60,3 +60,21 @@ class RowError(ValueError):
 
 Request = Union[Chat, list[Chat]]
 Protocol = Generator[Request, Any, Any]
+
+
+def describe(value) -> str:
+    """What a bad input value is, for an error message: "None", "empty", "text" or "a <type>"."""
+    if value is None:
+        return "None"
+    if isinstance(value, str):
+        return "empty" if not value.strip() else "text"
+    return f"a {type(value).__name__}"
+
+
+def require_text(name: str, value, *, allow_empty: bool = False) -> str:
+    """`value` if it is text (non-blank unless `allow_empty`), else a `RowError` naming `name`."""
+    if not isinstance(value, str):
+        raise RowError(f"{name} is {describe(value)}, expected text")
+    if not allow_empty and not value.strip():
+        raise RowError(f"{name} is empty")
+    return value

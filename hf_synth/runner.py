@@ -48,6 +48,7 @@ class Outcome:
     result: Any = None
     error: str | None = None
     usage: Usage = field(default_factory=Usage)
+    call_failed: bool = False   # the error is an LLM call that failed for good, not the row's input
 
 
 class _Process:
@@ -127,7 +128,7 @@ class Runner:
         except HFSynthError:
             raise
         except CallFailed as failed:
-            outcome.error = f"LLM call failed: {failed}"
+            outcome.error, outcome.call_failed = f"LLM call failed: {failed}", True
         except Exception as exc:  # a row must come out, marked, whatever went wrong in it
             outcome.error = str(exc) if isinstance(exc, RowError) else f"{type(exc).__name__}: {exc}"
         return outcome

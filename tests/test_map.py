@@ -76,7 +76,7 @@ def test_bad_rows_are_marked_and_kept_in_order(llm):
         "instruction": ["ok", None, "", "ok", "ok"],
         "output": ["fine", "x", "x", None, ""]})
     out = ds.map(CoEvolTransform(llm, max_rounds=1), batched=True)
-    assert out["coevol_error"] == [None, "instruction is a NoneType, expected text", "instruction is empty",
+    assert out["coevol_error"] == [None, "instruction is None, expected text", "instruction is empty",
                                    out["coevol_error"][3], out["coevol_error"][4]]
     assert out["coevol_error"][3].startswith("response is empty") and out["coevol_error"][4].startswith("response is empty")
     assert out["coevol_output"] == ["fine [edited]", None, None, None, None]

@@ -71,7 +71,7 @@ def test_each_role_and_reviewer_can_have_its_own_llm(review_server):
 def test_bad_seeds_are_marked_and_kept_in_order(review_llm):
     ds = datasets.Dataset.from_dict({"instruction": ["ok", None, "  ", "ok"], "input": ["", "", "", None]})
     out = ds.map(ReviewInstructTransform(review_llm, rounds=2, num_reviewers=1), batched=True)
-    assert out["review_error"] == [None, "instruction is None", "instruction is empty", None]
+    assert out["review_error"] == [None, "instruction is None, expected text", "instruction is empty", None]
     assert out["review_messages"][1] is None and len(out["review_messages"][3]) == 4
 
 

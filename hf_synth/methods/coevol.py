@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 
 from . import coevol_prompts as prompts
 from .judge import compare, judge_chats
-from ..protocol import Chat, Protocol, RowError, assistant, system, user
+from ..protocol import Chat, Protocol, RowError, assistant, require_text, system, user
 
 # Section 4.1, Table 3: the ablations, from the editor alone to the full framework.
 MODES = ("edit", "advise_without_response", "advise", "debate", "full")
@@ -155,12 +155,9 @@ def _extract_response(text: str) -> str:
 def _check(sample: Sample, mode: str) -> None:
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} is not one of {', '.join(MODES)}")
-    for name in ("instruction", "input", "response"):
-        value = getattr(sample, name)
-        if not isinstance(value, str):
-            raise RowError(f"{name} is a {type(value).__name__}, expected text")
-    if not sample.instruction.strip():
-        raise RowError("instruction is empty")
+    require_text("instruction", sample.instruction)
+    require_text("input", sample.input, allow_empty=True)
+    require_text("response", sample.response, allow_empty=True)
     if not sample.response.strip() and mode not in ("edit", "advise_without_response"):
         raise RowError(f"response is empty: mode {mode!r} improves an existing response "
                        "(modes 'edit' and 'advise_without_response' write one from the instruction)")

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 
 from . import coevol_prompts as prompts
-from ..protocol import Chat, system, user
+from ..protocol import Chat, Protocol, system, user
 
 _LABEL = re.compile(r"assistant\s*([12])(?!\d)|(equal)", re.IGNORECASE)
 _PREFIX = re.compile(r"^\W*output\s*:", re.IGNORECASE)
@@ -67,3 +67,29 @@ def judge_chats(task: str, request: str, previous: str, edited: str) -> list[Cha
         return Chat("judge", [system(prompts.JUDGE_ROLE), user(prompt)])
 
     return [ask(previous, edited), ask(edited, previous)]
+
+
+@dataclass
+class Pairwise:
+    """The position-swapped judgment of two responses a and b, as a reusable evaluation."""
+
+    winner: str | None               # "a", "b", "tie", or None when a judgment could not be parsed
+    verdicts: list[str]              # the judge's replies: (a, b) order, then (b, a)
+    parsed: list[str | None]         # "1", "2", "equal" or None for each reply
+    score_a: float | None = None     # Eq. 4 scores, averaged over the two orders
+    score_b: float | None = None
+
+
+def judge_pair(task: str, request: str, a: str, b: str) -> Protocol:
+    """Which of responses `a` and `b` better completes the request (Table 9, both orders). Identical
+    responses are a tie without asking. Unlike CoEvol's acceptance rule, which counts an unparsable
+    judgment for the previous response, a neutral comparison leaves the winner undecided (None)."""
+    if a.strip() == b.strip():
+        return Pairwise("tie", [], [], 1.0, 1.0)
+    forward, reverse = yield judge_chats(task, request, a, b)
+    comparison = compare(forward, reverse)   # with a as the "previous" response: forward is (a, b)
+    if None in comparison.verdicts:
+        return Pairwise(None, [forward, reverse], list(comparison.verdicts))
+    score_a, score_b = comparison.score_previous, comparison.score_edited
+    winner = "b" if score_b > score_a else "a" if score_a > score_b else "tie"
+    return Pairwise(winner, [forward, reverse], list(comparison.verdicts), score_a, score_b)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from . import review_instruct_prompts as prompts
 from ..conversations import transcript
-from ..protocol import Chat, Protocol, RowError, assistant, system, user
+from ..protocol import Chat, Protocol, RowError, assistant, require_text, system, user
 
 ROUNDS = 3          # user turns per conversation, the seed included
 NUM_REVIEWERS = 3
@@ -41,11 +41,9 @@ class Conversation:
 
 def seed_instruction(instruction, input=None) -> str:
     """The first user turn from an Alpaca-style seed: the instruction, then its input if any."""
-    for name, value in (("instruction", instruction), ("input", input)):
-        if value is not None and not isinstance(value, str):
-            raise RowError(f"{name} is a {type(value).__name__}, expected text")
-    if not instruction or not instruction.strip():
-        raise RowError("instruction is None" if instruction is None else "instruction is empty")
+    require_text("instruction", instruction)
+    if input is not None:
+        require_text("input", input, allow_empty=True)
     return f"{instruction.strip()}\n\n{input.strip()}" if input and input.strip() else instruction.strip()
 
 

@@ -1,7 +1,8 @@
 """`Dataset.map` adapters: picklable callables that run a method over the rows of a batch."""
 from .base import MapTransform
 from .coevol import CoEvolTransform
-from .difficulty import DifficultyTransform
+from .judges import DifficultyTransform, PairwiseJudgeTransform, QualityTransform
 from .review_instruct import ReviewInstructTransform
 
-__all__ = ["MapTransform", "CoEvolTransform", "ReviewInstructTransform", "DifficultyTransform"]
+__all__ = ["MapTransform", "CoEvolTransform", "ReviewInstructTransform", "DifficultyTransform", "QualityTransform",
+           "PairwiseJudgeTransform"]

@@ -20,7 +20,7 @@ from .. import __version__
 from ..llm import loop
 from ..llm.config import LLM
 from ..protocol import Protocol
-from ..runner import Runner, stats
+from ..runner import Outcome, Runner, stats
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,16 @@ def _register_fingerprint(cls) -> None:
     @pklregister(cls)
     def _save(pickler, obj):
         pickler.save_reduce(_fingerprint_only, (obj.fingerprint_state(),), obj=obj)
+
+
+def is_batch(examples, column: str) -> bool:
+    """Whether `Dataset.map`/`filter` passed a batch or one row. `column` must hold text, a number
+    or a conversation (a list of dicts) per row, never a plain list, or a row could pass for a batch."""
+    kind = type(examples).__name__
+    if kind in ("LazyBatch", "LazyRow", "DataFrame"):
+        return kind != "LazyRow"
+    value = examples[column]  # a plain dict: a batch holds a list of values per column
+    return isinstance(value, list) and (not value or not isinstance(value[0], dict))
 
 
 class MapTransform:
@@ -89,17 +99,26 @@ class MapTransform:
                 "options": self.options(), "llm": self.llm.identity(),
                 "llms": {agent: llm.identity() for agent, llm in sorted(self.llms.items())}}
 
-    def __call__(self, examples):
-        column_names = list(examples.keys())
-        used = self.input_columns(column_names)
-        batched = self._is_batch(examples, used[0])
+    def outcomes(self, examples) -> tuple[list[Outcome], bool]:
+        """Run the method over a batch (or a single row) of `Dataset.map`/`filter`; returns one
+        `Outcome` per row, in order, and whether `examples` was a batch."""
+        used = self.input_columns(list(examples.keys()))
+        batched = is_batch(examples, used[0])
         if batched:
             rows = [dict(zip(used, values)) for values in zip(*(examples[c] for c in used))]
         else:
             rows = [{c: examples[c] for c in used}]
         runner = Runner(self.llms, self.llm, self.cache)
         outcomes = loop.run(runner.run([self.protocol(row) for row in rows]))
+        failed = sum(o.error is not None for o in outcomes)
+        run = stats()
+        logger.info("%s: %d rows, %d failed; this process sent %d requests, %d served from cache, %d retries",
+                    type(self).__name__, len(rows), failed, run.sent, run.cached, run.retries)
+        return outcomes, batched
 
+    def __call__(self, examples):
+        column_names = list(examples.keys())
+        outcomes, batched = self.outcomes(examples)
         method_types = self.output_types(column_names)
         types = {f"{self.prefix}_{name}": t for name, t in method_types.items()}
         types[f"{self.prefix}_error"] = pa.string()
@@ -111,11 +130,6 @@ class MapTransform:
                 columns[f"{self.prefix}_{name}"].append(values.get(name))
             columns[f"{self.prefix}_error"].append(outcome.error)
             columns[f"{self.prefix}_usage"].append(outcome.usage.as_dict())
-        failed = sum(o.error is not None for o in outcomes)
-        run = stats()
-        logger.info("%s: %d rows, %d failed; this process sent %d requests, %d served from cache, %d retries",
-                    type(self).__name__, len(rows), failed, run.sent, run.cached, run.retries)
-
         table = getattr(examples, "pa_table", None)  # the batch or row as Arrow, given by Dataset.map
         if table is not None:
             table = table.drop_columns([name for name in types if name in table.column_names])
@@ -123,14 +137,6 @@ class MapTransform:
                 table = table.append_column(name, pa.array(values, type=types[name]))
             return table
         return columns if batched else {name: values[0] for name, values in columns.items()}
-
-    @staticmethod
-    def _is_batch(examples, column: str) -> bool:
-        kind = type(examples).__name__
-        if kind in ("LazyBatch", "LazyRow"):
-            return kind == "LazyBatch"
-        value = examples[column]  # a plain dict: a batch holds a list of values per column
-        return isinstance(value, list) and (not value or not isinstance(value[0], dict))
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
