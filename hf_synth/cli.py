@@ -96,6 +96,50 @@ def _review_instruct(args) -> None:
         print(difficulty_by_round(grown).to_string(index=False, float_format=lambda x: f"{x:.1%}"))
 
 
+def _filter(args) -> None:
+    from . import filters
+    from .io import load_input
+    from .runner import stats
+
+    started = time.monotonic()
+    keep = [name.strip() for name in (args.keep or "").split(",") if name.strip()]
+    unknown = sorted(set(keep) - set(FILTERS))
+    if unknown:
+        raise HFSynthError(f"--keep {','.join(unknown)}: unknown; choose from {', '.join(FILTERS)}")
+    steps = []
+    for name in keep:
+        if name == "succeeded":
+            steps.append(filters.Succeeded())
+        elif name == "evolved":
+            steps.append(filters.Evolved(args.min_rounds, args.turns))
+        elif name == "grounded":
+            steps.append(filters.Grounded(args.min_share))
+        elif name == "wins":
+            steps.append(filters.WinFilter(_llm(args), on_failure=args.on_failure, cache=_cache(args)))
+    if args.min_turns is not None or args.max_turns is not None or args.max_tokens_per_conversation is not None:
+        steps.append(filters.ConversationShape(args.min_turns, args.max_turns,
+                                               max_tokens=args.max_tokens_per_conversation))
+    if args.min_quality is not None:
+        steps.append(filters.QualityFilter(_llm(args), threshold=args.min_quality, on_failure=args.on_failure,
+                                           response_column=args.response_column, cache=_cache(args)))
+    if not steps:
+        raise HFSynthError("nothing to filter by: give --keep, --min-quality, --min-turns, --max-turns "
+                           "or --max-tokens-per-conversation")
+    dataset = load_input(args.input, args.split)
+    print(f"rows: {len(dataset)}")
+    for step in steps:
+        dataset = dataset.filter(step, batched=True, batch_size=args.batch_size, num_proc=args.num_proc,
+                                 desc=type(step).__name__)
+        print(f"after {type(step).__name__}: {len(dataset)}")
+    dataset.save_to_disk(args.output)
+    run = stats()
+    print(f"this run: {run.sent} requests sent, {run.cached} from cache; time: {time.monotonic() - started:.1f}s")
+    print(f"saved to {args.output}")
+
+
+FILTERS = ("succeeded", "evolved", "grounded", "wins")
+
+
 def summary(dataset, prefix: str, seconds: float, run_stats=None) -> str:
     """A few lines about a finished run: rows, errors, rounds, calls, tokens, time."""
     errors = [e for e in dataset[f"{prefix}_error"] if e is not None]
@@ -158,6 +202,30 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also label every user turn easy/medium/hard with the LLM and print the share per round")
     _llm_arguments(review, temperature=review_instruct.TEMPERATURE)
     review.set_defaults(run=_review_instruct)
+
+    filter_ = commands.add_parser("filter", help="keep the rows worth training on (plain and LLM-judged filters)")
+    filter_.add_argument("input", help="a dataset written by hf-synth (a save_to_disk folder), a data file, or a Hub id")
+    filter_.add_argument("--output", required=True, help="folder to save the kept rows to")
+    filter_.add_argument("--split", default="train")
+    filter_.add_argument("--batch-size", type=int, default=64)
+    filter_.add_argument("--num-proc", type=int)
+    group = filter_.add_argument_group("filters, applied in this order")
+    group.add_argument("--keep", help=f"comma-separated: {', '.join(FILTERS)} (wins: the evolved response beats "
+                       "the original under the pairwise judge)")
+    group.add_argument("--min-rounds", type=int, default=1, help="for evolved: accepted CoEvol rounds (default 1)")
+    group.add_argument("--turns", choices=("any", "all"), default="any", help="for evolved, on conversations")
+    group.add_argument("--min-share", type=float, default=1.0, help="for grounded: share of Find spans found")
+    group.add_argument("--min-turns", type=int, help="conversations with at least N user turns")
+    group.add_argument("--max-turns", type=int, help="conversations with at most N user turns")
+    group.add_argument("--max-tokens-per-conversation", type=int,
+                       help="conversations of at most N tokens (the embedded model's tokenizer)")
+    group.add_argument("--min-quality", type=float,
+                       help="AlpaGasus-style LLM rating from 0 to 5; AlpaGasus kept rows rated 4.5 or more")
+    group.add_argument("--response-column", help="the response the quality judge rates (default: output or response)")
+    group.add_argument("--on-failure", choices=("keep", "drop"), default="keep",
+                       help="rows the judge could not decide (default: keep, with a warning)")
+    _llm_arguments(filter_)
+    filter_.set_defaults(run=_filter)
     return parser
 
 

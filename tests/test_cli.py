@@ -77,3 +77,29 @@ def test_review_instruct_command_with_rounds_reviewers_and_difficulty(tmp_path):
 def test_review_instruct_command_rejects_bad_options(tmp_path):
     result = hf_synth_cli("review-instruct", str(SAMPLE), "--output", str(tmp_path / "out"), "--reviewers", "9")
     assert result.returncode != 0 and "pass perspectives=" in result.stderr
+
+
+def test_filter_command_chains_plain_and_llm_filters(tmp_path):
+    from test_filters import quality_reply
+
+    evolved = datasets.Dataset.from_dict({
+        "instruction": ["a", "b", "c", "d"], "output": ["x", "y", "z", "w"],
+        "coevol_output": ["x+ (score 5)", "y", "z+ (score 3)", None], "coevol_rounds": [1, 0, 2, None],
+        "coevol_error": [None, None, None, "LLM call failed: HTTP 500"], "coevol_usage": [{"calls": 8}] * 4})
+    evolved.save_to_disk(str(tmp_path / "evolved"))
+    with FakeOpenAI(quality_reply) as judge:
+        result = hf_synth_cli("filter", str(tmp_path / "evolved"), "--output", str(tmp_path / "kept"),
+                              "--keep", "succeeded,evolved", "--min-quality", "4.5",
+                              "--response-column", "coevol_output", "--model", "judge", "--base-url", judge.url)
+        assert result.returncode == 0, result.stderr
+        assert len(judge.requests) == 2                     # only the rows left after the plain filters are rated
+    kept = datasets.load_from_disk(str(tmp_path / "kept"))
+    assert kept["instruction"] == ["a"]
+    assert result.stdout.splitlines()[:4] == ["rows: 4", "after Succeeded: 3", "after Evolved: 2", "after QualityFilter: 1"]
+
+
+def test_filter_command_needs_a_filter_and_known_names(tmp_path):
+    result = hf_synth_cli("filter", str(SAMPLE), "--output", str(tmp_path / "kept"))
+    assert result.returncode == 1 and "error: nothing to filter by" in result.stderr
+    result = hf_synth_cli("filter", str(SAMPLE), "--output", str(tmp_path / "kept"), "--keep", "evolved,shiny")
+    assert result.returncode == 1 and "error: --keep shiny: unknown; choose from succeeded" in result.stderr
