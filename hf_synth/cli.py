@@ -159,7 +159,8 @@ def summary(dataset, prefix: str, seconds: float, run_stats=None) -> str:
     if f"{prefix}_trace" in dataset.column_names and prefix == "review":
         directions = collections.Counter(r["direction"] for trace in dataset["review_trace"] if trace
                                          for r in trace if r["next_instruction"] is not None)
-        lines.append("next questions: " + ", ".join(f"{d or 'undecided'}: {n}" for d, n in directions.most_common()))
+        if directions:
+            lines.append("next questions: " + ", ".join(f"{d or 'undecided'}: {n}" for d, n in directions.most_common()))
     lines.append(f"calls: {calls} ({prompt} prompt + {completion} completion tokens)")
     if run_stats is not None:
         lines.append(f"this run: {run_stats.sent} requests sent, {run_stats.cached} from cache, "

@@ -150,6 +150,7 @@ def test_bad_seeds_raise_row_errors(instruction, input, message):
     ("Direction: depth or breadth\nReasoning: hmm\nQuestion: Q?", (None, "hmm", "Q?")),
     ("Direction: depth\nReasoning: thin\nHow does it scale?", ("depth", "thin\nHow does it scale?", "How does it scale?")),
     ("", (None, None, "")),
+    ("Direction: depth\nReasoning: x\nQuestion: <the next question>", ("depth", "x", "")),
 ])
 def test_parse_chairman(reply, expected):
     assert ri.parse_chairman(reply) == expected

@@ -149,4 +149,7 @@ def parse_chairman(reply: str) -> tuple[str | None, str | None, str]:
             question = lines[-1] if len(lines) > 1 else ""
     direction = (fields.get("direction") or "").lower()
     direction = next((d for d in ("depth", "breadth") if d in direction and "or" not in direction.split()), None)
-    return direction, fields.get("reasoning") or None, question.strip().strip('"').strip()
+    question = question.strip().strip('"').strip()
+    if question.startswith("<") and question.endswith(">"):  # the format's placeholder, echoed
+        question = ""
+    return direction, fields.get("reasoning") or None, question

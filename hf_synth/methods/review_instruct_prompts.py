@@ -49,10 +49,10 @@ Write the user's next question. It must read naturally as the user's next messag
 conversation, ask for one focused thing, and not repeat any earlier question:
 {earlier_questions}
 
-Reply in exactly this format:
+Reply with three lines:
+Question: the next question, written as the user would ask it
 Direction: depth or breadth
-Reasoning: <one or two sentences: why this direction, and what the next question targets>
-Question: <the next question>"""
+Reasoning: one or two sentences on why this direction, and what the question targets"""
 
 REVIEWS = """
 [Reviews of the latest answer]
