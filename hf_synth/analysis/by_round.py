@@ -16,7 +16,6 @@ from ..methods.difficulty import LABELS
 from .directions import verb_object_pairs
 
 
-
 def _named(data) -> list[tuple[str | None, object]]:
     return list(data.items()) if isinstance(data, Mapping) else [(None, data)]
 

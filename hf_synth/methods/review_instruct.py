@@ -71,7 +71,7 @@ def grow(instruction: str, *, rounds: int = ROUNDS,
             round_.reviews = list((yield [_reviewer(i, p, messages) for i, p in enumerate(perspectives, 1)]))
             round_.verdicts = [parse_verdict(review) for review in round_.reviews]
         # Ask
-        prescribed = majority_direction(round_.verdicts) if perspectives else None
+        prescribed = majority_direction(round_.verdicts)  # None without reviews: the Chairman decides
         reply = yield _chairman(messages, perspectives, round_.reviews, prescribed)
         chosen, round_.reasoning, question = parse_chairman(reply)
         round_.direction = prescribed or chosen
