@@ -37,7 +37,8 @@ class Predicate:
         return [self.keep(dict(zip(columns, values))) for values in zip(*(examples[c] for c in columns))]
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
+        options = (f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({', '.join(options)})"
 
 
 def _error_column(prefix: str, column_names: list[str]) -> str:
@@ -129,9 +130,6 @@ class ConversationShape(Predicate):
 
     def __setstate__(self, state):
         vars(self).update(state, _count=None)
-
-    def __repr__(self):
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.__getstate__().items())})"
 
     def columns(self, column_names):
         return [find_column("ConversationShape", column_names, self.column, CONVERSATION_COLUMNS, "column")]

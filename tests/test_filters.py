@@ -10,7 +10,6 @@ from fake_openai import FakeOpenAI, coevol_replies, prefer_edit
 from hf_synth import LLM, InputError
 from hf_synth.filters import ConversationShape, Evolved, Grounded, QualityFilter, Succeeded, WinFilter
 from hf_synth.methods.quality import parse_score
-from hf_synth.runner import stats
 from hf_synth.transforms import PairwiseJudgeTransform, QualityTransform
 
 
@@ -94,7 +93,9 @@ def test_conversation_shape_counts_tokens_with_the_embedded_vocabulary_by_defaul
     assert count("Hello") == 1 and count("antidisestablishmentarianism") > 1
 
 
-def test_predicates_have_stable_fingerprints():
+def test_predicates_have_stable_fingerprints_and_readable_reprs():
+    assert repr(ConversationShape(max_turns=2)) == ("ConversationShape(min_turns=None, max_turns=2, non_empty=True, "
+                                                    "max_tokens=None, tokenizer=None, column=None)")
     assert Hasher.hash(Evolved(2, "all")) == Hasher.hash(Evolved(2, "all")) != Hasher.hash(Evolved(1, "all"))
     assert Hasher.hash(ConversationShape(max_tokens=5)) != Hasher.hash(ConversationShape(max_tokens=6))
 
@@ -201,4 +202,3 @@ def test_judged_filter_options_are_checked():
         QualityFilter(LLM(model="m", base_url="http://127.0.0.1:9/v1"), on_failure="maybe")
     with pytest.raises(ValueError, match="turns='some'"):
         Evolved(turns="some")
-    assert stats() is not None
