@@ -3,6 +3,6 @@ __version__ = "0.1.0"
 
 from .errors import EndpointError, HFSynthError, InputError  # noqa: E402
 from .llm.config import LLM  # noqa: E402
-from .transforms import CoEvolTransform, ReviewInstructTransform  # noqa: E402
+from .transforms import CoEvolTransform, R2STransform, ReviewInstructTransform  # noqa: E402
 
-__all__ = ["LLM", "CoEvolTransform", "ReviewInstructTransform", "HFSynthError", "EndpointError", "InputError", "__version__"]
+__all__ = ["LLM", "CoEvolTransform", "ReviewInstructTransform", "R2STransform", "HFSynthError", "EndpointError", "InputError", "__version__"]

@@ -10,7 +10,7 @@ import time
 from . import __version__
 from .errors import HFSynthError
 from .llm.config import LLM
-from .methods import review_instruct
+from .methods import r2s, review_instruct
 from .methods.coevol import MAX_ROUNDS, MODES
 
 
@@ -96,6 +96,36 @@ def _review_instruct(args) -> None:
         print(difficulty_by_round(grown).to_string(index=False, float_format=lambda x: f"{x:.1%}"))
 
 
+def _r2s(args) -> None:
+    from .transforms import DialogueEvalTransform, R2STransform
+
+    transform = R2STransform(_llm(args), turns=args.turns, strategy=args.strategy, text_column=args.text_column,
+                             max_document_chars=args.max_document_chars, cache=_cache(args))
+    judge = [DialogueEvalTransform(_llm(args), text_column=args.text_column, max_document_chars=args.max_document_chars,
+                                   cache=_cache(args))] if args.evaluate else []
+    dialogues = _run(args, transform, f"R2S ({args.strategy}, {args.turns} turns)", then=judge)
+    if args.evaluate:
+        print(evaluation_summary(dialogues))
+    if args.gllm:
+        from .export import gllm_pairs
+
+        pairs = gllm_pairs(dialogues, text_column=args.text_column, max_document_chars=args.max_document_chars)
+        pairs.to_json(args.gllm, force_ascii=False)
+        print(f"{len(pairs)} document → annotated dialogue pairs written to {args.gllm}")
+
+
+def evaluation_summary(dataset) -> str:
+    """The means of the nine metrics (and the deterministic coverage) over the evaluated rows."""
+    from .methods.dialogue_eval import SCORES
+
+    def mean(column):
+        values = [v for v in dataset[column] if v is not None]
+        return f"{sum(values) / len(values):.2f} (n={len(values)})" if values else "none parsed"
+
+    names = [*SCORES, "cr", "avg", "coverage"]
+    return "evaluation means: " + ", ".join(f"{name.upper()} {mean(f'eval_{name}')}" for name in names)
+
+
 def _filter(args) -> None:
     from . import filters
     from .io import load_input
@@ -161,6 +191,17 @@ def summary(dataset, prefix: str, seconds: float, run_stats=None) -> str:
                                          for r in trace if r["next_instruction"] is not None)
         if directions:
             lines.append("next questions: " + ", ".join(f"{d or 'undecided'}: {n}" for d, n in directions.most_common()))
+    if prefix == "r2s":
+        cod = [turn for turns in dataset["r2s_cod"] if turns for turn in turns]
+        types = collections.Counter(turn["type"] for turn in cod if turn["type"])
+        if types:
+            lines.append("dialogue types: " + ", ".join(f"{t}: {n}" for t, n in types.most_common()))
+        spans = [span["grounded"] for turn in cod for span in turn["find"]]
+        if spans:
+            lines.append(f"Find spans found in the document: {sum(spans)} of {len(spans)} ({sum(spans) / len(spans):.0%})")
+        notes = sum(note is not None for note in dataset["r2s_note"])
+        if notes:
+            lines.append(f"rows with a note (e.g. truncated document): {notes}")
     lines.append(f"calls: {calls} ({prompt} prompt + {completion} completion tokens)")
     if run_stats is not None:
         lines.append(f"this run: {run_stats.sent} requests sent, {run_stats.cached} from cache, "
@@ -203,6 +244,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also label every user turn easy/medium/hard with the LLM and print the share per round")
     _llm_arguments(review, temperature=review_instruct.TEMPERATURE)
     review.set_defaults(run=_review_instruct)
+
+    r2s_ = commands.add_parser("r2s", help="turn raw documents into knowledge-grounded dialogues (R2S, Chain of Dialogue)")
+    _run_arguments(r2s_)
+    method = r2s_.add_argument_group("R2S")
+    method.add_argument("--turns", type=int, default=r2s.TURNS, help=f"user/assistant turns per dialogue (default {r2s.TURNS})")
+    method.add_argument("--strategy", choices=r2s.STRATEGIES, default="cod",
+                        help="cod: the Chain of Dialogue; direct, cot: the paper's baselines (default cod)")
+    method.add_argument("--text-column", default="text", help="the document column (default: text)")
+    method.add_argument("--max-document-chars", type=int, default=r2s.MAX_DOCUMENT_CHARS,
+                        help="longer documents are cut at a sentence end, with a note in r2s_note")
+    method.add_argument("--evaluate", action="store_true",
+                        help="also score every dialogue on the paper's nine metrics (eval_* columns) and print the means")
+    method.add_argument("--gllm", metavar="FILE.jsonl",
+                        help="also write (document → annotated dialogue) pairs to train a generator model")
+    _llm_arguments(r2s_)
+    r2s_.set_defaults(run=_r2s)
 
     filter_ = commands.add_parser("filter", help="keep the rows worth training on (plain and LLM-judged filters)")
     filter_.add_argument("input", help="a dataset written by hf-synth (a save_to_disk folder), a data file, or a Hub id")

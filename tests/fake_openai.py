@@ -105,7 +105,9 @@ class FakeOpenAI:
 def agent_of(messages: list[dict]) -> str:
     """Which agent sent these messages, from its role-play system prompt."""
     first = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
-    for agent, marker in (("candidate", "helpful, knowledgeable assistant"), ("reviewer", "You review answers"),
+    for agent, marker in (("questioner", "the user's side of a dialogue"), ("answerer", "assistant in a dialogue"),
+                          ("generator", "You turn documents into"), ("evaluator", "evaluator of dialogues"),
+                          ("candidate", "helpful, knowledgeable assistant"), ("reviewer", "You review answers"),
                           ("chairman", "You chair a panel"), ("difficulty", "rate how difficult"),
                           ("positive", "optimistic"), ("critical", "critical person"), ("advisor", "advisor"),
                           ("editor", "editor"), ("judge", "checking the quality")):
@@ -155,5 +157,39 @@ def review_replies(verdict: Callable[[list[dict]], str] = lambda messages: "insu
             return f"Direction: depth\nReasoning: the answer is thin.\nQuestion: question {asked + 1}"
         if agent == "difficulty":
             return ("easy", "medium", "hard")[min(messages[-1]["content"].count("User: "), 3) - 1] + "\nbecause"
+        return "ok"
+    return reply
+
+
+def r2s_replies() -> Callable:
+    """Deterministic R2S replies. The questioner's turn N asks "question N", cycles through the six
+    dialogue types and finds the document's N-th sentence (and, in turn 2, a sentence that is not in
+    the document); the answerer answers "answer N" with the first passage it was given; the
+    baselines' generator writes thoughts and then the turns asked for; the evaluator scores every turn
+    Info=4 UD=4 UF=5 FD=4 FL=3 and the dialogue CS=5 CO=4 IA=3 CR=60%."""
+    from hf_synth.methods.grounding import sentences
+    from hf_synth.methods.r2s import TYPES
+
+    def reply(messages: list[dict]) -> str:
+        agent = agent_of(messages)
+        last = messages[-1]["content"]
+        if agent == "questioner":
+            document = last.split("[Document]\n", 1)[1].split("\n\n[Dialogue so far]", 1)[0]
+            turn = int(last.split("Plan turn ", 1)[1].split(" ", 1)[0])
+            found = sentences(document)[(turn - 1) % len(sentences(document))]
+            invented = ' "The moon is made of cheese."' if turn == 2 else ""
+            return (f"Dialogue Type: {TYPES[(turn - 1) % len(TYPES)]}\nUser: question {turn}\n"
+                    f"Search: topic {turn}; detail\nFind: \"{found}\"{invented}")
+        if agent == "answerer":
+            passage = messages[0]["content"].split('- "', 1)[1].split('"', 1)[0] if '- "' in messages[0]["content"] else "none"
+            return f"answer {sum(m['role'] == 'user' for m in messages)}: {passage}"
+        if agent == "generator":
+            turns = int(last.split("a dialogue of ", 1)[1].split(" ", 1)[0])
+            return "Thoughts: cover the facts.\n\n" + "\n".join(f"User: question {n}\nAssistant: answer {n}"
+                                                              for n in range(1, turns + 1))
+        if agent == "evaluator":
+            turns = last.split("[Dialogue]\n", 1)[1].count("\nUser: ")
+            return "\n".join([f"Turn {n}: Info=4 UD=4 UF=5 FD=4 FL=3" for n in range(1, turns + 1)]
+                             + ["Dialogue: CS=5 CO=4 IA=3 CR=60%"])
         return "ok"
     return reply

@@ -85,16 +85,17 @@ def test_no_api_key_in_pickles_or_repr():
 
 
 def test_every_transform_and_filter_hashes_the_same_in_another_process():
-    code = ("from hf_synth import LLM, ReviewInstructTransform\n"
-            "from hf_synth.transforms import DifficultyTransform, PairwiseJudgeTransform, QualityTransform\n"
-            "from hf_synth.filters import ConversationShape, Evolved, QualityFilter, WinFilter\n"
+    code = ("from hf_synth import LLM, R2STransform, ReviewInstructTransform\n"
+            "from hf_synth.transforms import DialogueEvalTransform, DifficultyTransform, PairwiseJudgeTransform, QualityTransform\n"
+            "from hf_synth.filters import ConversationShape, Evolved, Grounded, QualityFilter, WinFilter\n"
             "from datasets.fingerprint import Hasher\n"
             "llm = LLM(model='m', base_url='http://127.0.0.1:9/v1')\n"
             "objects = [ReviewInstructTransform(llm, rounds=2), DifficultyTransform(llm), QualityTransform(llm),\n"
             "           PairwiseJudgeTransform(llm), Evolved(2), ConversationShape(max_turns=3),\n"
-            "           QualityFilter(llm, threshold=4), WinFilter(llm)]\n"
+            "           QualityFilter(llm, threshold=4), WinFilter(llm), R2STransform(llm),\n"
+            "           R2STransform(llm, strategy='cot'), DialogueEvalTransform(llm), Grounded(0.5)]\n"
             "print(' '.join(Hasher.hash(o) for o in objects))")
     run = lambda: subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                  env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home())}, cwd="/").stdout.split()
     first = run()
-    assert first == run() and len(set(first)) == 8
+    assert first == run() and len(set(first)) == 12

@@ -146,8 +146,8 @@ class MapTransform:
 def arrow_type(annotation: str) -> pa.DataType:
     """The Arrow type of a method dataclass field, from its annotation."""
     return {"str": pa.string(), "str | None": pa.string(), "list[str]": pa.list_(pa.string()),
-            "list[str | None]": pa.list_(pa.string()), "float | None": pa.float64(), "bool": pa.bool_(),
-            "int": pa.int64()}[annotation]
+            "list[str | None]": pa.list_(pa.string()), "float": pa.float64(), "float | None": pa.float64(),
+            "bool": pa.bool_(), "int": pa.int64()}[annotation]
 
 
 def record_type(cls) -> pa.DataType:

@@ -1,0 +1,35 @@
+"""Training data for a generator model of your own (R2S's GLLM, Section 4.3): each finished R2S row
+becomes a (document → annotated dialogue) pair, as an SFT conversation."""
+from __future__ import annotations
+
+import datasets
+
+from .errors import InputError
+from .methods import r2s, r2s_prompts
+from .methods.grounding import Span
+from .protocol import assistant, system, user
+
+
+def gllm_pairs(dialogues: datasets.Dataset, *, text_column: str = "text", grounded_only: bool = True,
+               max_document_chars: int = r2s.MAX_DOCUMENT_CHARS) -> datasets.Dataset:
+    """A dataset with `document`, `dialogue` (the turns in the chain's block format) and `messages`
+    (system, the document with the generator's instruction, the annotated dialogue) for every row of
+    an `R2STransform` output without `r2s_error`, made with the `cod` strategy. Find spans that were
+    not found in the document are left out unless `grounded_only=False`. Documents are cut as the
+    transform cut them: pass the `max_document_chars` it ran with."""
+    missing = [c for c in (text_column, "r2s_cod", "r2s_error") if c not in dialogues.column_names]
+    if missing:
+        raise InputError(f"gllm_pairs needs the output of R2STransform; no column {', '.join(map(repr, missing))} among "
+                         f"{dialogues.column_names} (name the document column with text_column=)")
+    rows = {"document": [], "dialogue": [], "messages": []}
+    for document, cod, error in zip(dialogues[text_column], dialogues["r2s_cod"], dialogues["r2s_error"]):
+        if error is not None or not cod or not any(turn["type"] or turn["find"] for turn in cod):
+            continue  # failed rows, and the baselines' dialogues (no chain to learn)
+        turns = [r2s.Turn(t["type"], t["user"], t["search"], [Span(**s) for s in t["find"]], t["assistant"]) for t in cod]
+        document, _ = r2s.fit(document, max_document_chars)
+        dialogue = r2s.annotate(turns, grounded_only=grounded_only)
+        prompt = r2s_prompts.GLLM.format(document=document, turns=len(turns))
+        rows["document"].append(document)
+        rows["dialogue"].append(dialogue)
+        rows["messages"].append([system(r2s_prompts.GENERATOR_ROLE), user(prompt), assistant(dialogue)])
+    return datasets.Dataset.from_dict(rows)

@@ -1,0 +1,120 @@
+"""`R2STransform` (documents → dialogues) and `DialogueEvalTransform` (the paper's nine metrics)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pyarrow as pa
+
+from ..conversations import normalize
+from ..llm.config import LLM
+from ..methods import dialogue_eval, grounding, r2s, r2s_prompts
+from ..protocol import Protocol
+from .base import MESSAGES, MapTransform, record_type
+from .judges import CONVERSATION_COLUMNS, find_column
+
+SPAN = record_type(grounding.Span)
+TURN = pa.struct([("type", pa.string()), ("user", pa.string()), ("search", pa.list_(pa.string())),
+                  ("find", pa.list_(SPAN)), ("assistant", pa.string())])
+
+
+class R2STransform(MapTransform):
+    """R2S over raw documents (the `text` column by default).
+
+    >>> out = docs.map(R2STransform(LLM(model="gpt-4o-mini")), batched=True)
+
+    Adds `r2s_messages` (the SFT conversation: `turns` user/assistant turns, annotations stripped),
+    `r2s_cod` (per turn: the dialogue type, user utterance, search phrases, Find spans each with its
+    grounding result — `grounded`, `match` exact/fuzzy, `score`, the document `passage` — and the
+    reply), `r2s_note` (e.g. the document was truncated), `r2s_error` and `r2s_usage`.
+
+    `strategy` is "cod" (the method: two requests per turn, agents "questioner" and "answerer") or a
+    baseline of the paper, "direct" or "cot" (one request per document, agent "generator").
+    Documents longer than `max_document_chars` are cut at a sentence end and the row gets a note.
+    """
+
+    prefix = "r2s"
+    method_modules = (r2s, r2s_prompts, grounding)
+
+    def __init__(self, llm: LLM | None = None, *, turns: int = r2s.TURNS, strategy: str = "cod",
+                 text_column: str = "text", max_document_chars: int = r2s.MAX_DOCUMENT_CHARS,
+                 llms=None, cache: bool | str = True):
+        if turns < 1:
+            raise ValueError(f"turns={turns} must be at least 1")
+        if strategy not in r2s.STRATEGIES:
+            raise ValueError(f"strategy={strategy!r}: choose one of {', '.join(r2s.STRATEGIES)}")
+        if max_document_chars < 1:
+            raise ValueError(f"max_document_chars={max_document_chars} must be positive")
+        super().__init__(llm, llms=llms, cache=cache)
+        self.turns = turns
+        self.strategy = strategy
+        self.text_column = text_column
+        self.max_document_chars = max_document_chars
+
+    def options(self) -> dict[str, Any]:
+        return {"turns": self.turns, "strategy": self.strategy, "text_column": self.text_column,
+                "max_document_chars": self.max_document_chars}
+
+    def input_columns(self, column_names: list[str]) -> list[str]:
+        return [find_column(type(self).__name__, column_names, self.text_column, (), "text_column")]
+
+    def protocol(self, row: dict) -> Protocol:
+        return (yield from r2s.generate(row[self.text_column], turns=self.turns, strategy=self.strategy,
+                                        max_document_chars=self.max_document_chars))
+
+    def output_types(self, column_names: list[str]) -> dict[str, pa.DataType]:
+        return {"messages": MESSAGES, "cod": pa.list_(TURN), "note": pa.string()}
+
+    def output_values(self, result: r2s.Dialogue) -> dict[str, Any]:
+        return {"messages": result.messages, "cod": [dataclasses.asdict(t) for t in result.turns],
+                "note": result.note}
+
+
+class DialogueEvalTransform(MapTransform):
+    """The nine metrics of R2S (Section 3.2) for dialogues about documents, by an LLM judge.
+
+    Adds `eval_info`, `eval_ud`, `eval_uf`, `eval_fd`, `eval_fl` (1–5, averaged over turns),
+    `eval_cs`, `eval_co`, `eval_ia` (1–5, whole dialogue), `eval_cr` (the judge's coverage rate,
+    percent), `eval_avg` (the paper's Avg.), `eval_coverage` (deterministic coverage, percent),
+    `eval_turns` (the turn scores per turn), `eval_judgment`, `eval_error`, `eval_usage`.
+    A score the judge did not give in a readable form is None, and so is `eval_avg` then.
+
+    The dialogue column defaults to the first of review_messages, r2s_messages, coevol_messages,
+    messages, conversations; beside `r2s_messages`, the grounded Find spans of `r2s_cod` count
+    toward `eval_coverage` with the replies.
+    """
+
+    prefix = "eval"
+    method_modules = (dialogue_eval, r2s_prompts, grounding)
+
+    def __init__(self, llm: LLM | None = None, *, text_column: str = "text", messages_column: str | None = None,
+                 max_document_chars: int = r2s.MAX_DOCUMENT_CHARS, cache: bool | str = True):
+        super().__init__(llm, cache=cache)
+        self.text_column = text_column
+        self.messages_column = messages_column
+        self.max_document_chars = max_document_chars
+
+    def options(self) -> dict[str, Any]:
+        return {"text_column": self.text_column, "messages_column": self.messages_column,
+                "max_document_chars": self.max_document_chars}
+
+    def input_columns(self, column_names: list[str]) -> list[str]:
+        name = type(self).__name__
+        self._messages = find_column(name, column_names, self.messages_column, CONVERSATION_COLUMNS, "messages_column")
+        columns = [self._messages, find_column(name, column_names, self.text_column, (), "text_column")]
+        return columns + (["r2s_cod"] if self._messages == "r2s_messages" and "r2s_cod" in column_names else [])
+
+    def protocol(self, row: dict) -> Protocol:
+        evidence = [span["text"] for turn in row.get("r2s_cod") or [] for span in turn["find"] if span["grounded"]]
+        return (yield from dialogue_eval.evaluate(row[self.text_column], normalize(row[self._messages]), evidence,
+                                                  self.max_document_chars))
+
+    def output_types(self, column_names: list[str]) -> dict[str, pa.DataType]:
+        scores = {metric: pa.float64() for metric in dialogue_eval.SCORES}
+        turn = pa.struct([(metric, pa.float64()) for metric in dialogue_eval.TURN_METRICS])
+        return scores | {"cr": pa.float64(), "avg": pa.float64(), "coverage": pa.float64(),
+                         "turns": pa.list_(turn), "judgment": pa.string()}
+
+    def output_values(self, result: dialogue_eval.Evaluation) -> dict[str, Any]:
+        return result.scores | {"cr": result.cr, "avg": result.average, "coverage": result.coverage,
+                                "turns": result.turns, "judgment": result.judgment}
