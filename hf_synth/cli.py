@@ -170,6 +170,16 @@ def _filter(args) -> None:
 FILTERS = ("succeeded", "evolved", "grounded", "wins")
 
 
+def _analyze(args) -> None:
+    from .analysis import report
+    from .io import load_input
+
+    dataset = load_input(args.input, args.split)
+    written = report(dataset, args.output)
+    print(f"{', '.join(written.methods)} output, {len(dataset)} rows: {len(written.files)} files written to {args.output}")
+    print(f"summary: {written.folder / 'summary.md'}")
+
+
 def summary(dataset, prefix: str, seconds: float, run_stats=None) -> str:
     """A few lines about a finished run: rows, errors, rounds, calls, tokens, time."""
     errors = [e for e in dataset[f"{prefix}_error"] if e is not None]
@@ -260,6 +270,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also write (document → annotated dialogue) pairs to train a generator model")
     _llm_arguments(r2s_)
     r2s_.set_defaults(run=_r2s)
+
+    analyze = commands.add_parser("analyze", help="tables and figures of a finished run (rounds, lengths, directions, …)")
+    analyze.add_argument("input", help="a dataset written by hf-synth (a save_to_disk folder) or a data file")
+    analyze.add_argument("--output", required=True, help="folder for the CSV tables, PNG/HTML figures and summary.md")
+    analyze.add_argument("--split", default="train")
+    analyze.set_defaults(run=_analyze)
 
     filter_ = commands.add_parser("filter", help="keep the rows worth training on (plain and LLM-judged filters)")
     filter_.add_argument("input", help="a dataset written by hf-synth (a save_to_disk folder), a data file, or a Hub id")
