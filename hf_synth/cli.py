@@ -116,14 +116,12 @@ def _r2s(args) -> None:
 
 def evaluation_summary(dataset) -> str:
     """The means of the nine metrics (and the deterministic coverage) over the evaluated rows."""
-    from .methods.dialogue_eval import SCORES
+    from .analysis.r2s import evaluation_means
 
-    def mean(column):
-        values = [v for v in dataset[column] if v is not None]
-        return f"{sum(values) / len(values):.2f} (n={len(values)})" if values else "none parsed"
-
-    names = [*SCORES, "cr", "avg", "coverage"]
-    return "evaluation means: " + ", ".join(f"{name.upper()} {mean(f'eval_{name}')}" for name in names)
+    means = evaluation_means(dataset)
+    return "evaluation means: " + ", ".join(
+        f"{name} {row['mean']:.2f} (n={row['rows scored']:.0f})" if row["rows scored"] else f"{name} none parsed"
+        for name, row in means.T.iterrows())
 
 
 def _filter(args) -> None:
@@ -202,13 +200,14 @@ def summary(dataset, prefix: str, seconds: float, run_stats=None) -> str:
         if directions:
             lines.append("next questions: " + ", ".join(f"{d or 'undecided'}: {n}" for d, n in directions.most_common()))
     if prefix == "r2s":
-        cod = [turn for turns in dataset["r2s_cod"] if turns for turn in turns]
-        types = collections.Counter(turn["type"] for turn in cod if turn["type"])
+        from .analysis.r2s import dialogue_types, grounding
+
+        types = [(t, n) for t, n in dialogue_types(dataset).most_common() if t]
         if types:
-            lines.append("dialogue types: " + ", ".join(f"{t}: {n}" for t, n in types.most_common()))
-        spans = [span["grounded"] for turn in cod for span in turn["find"]]
+            lines.append("dialogue types: " + ", ".join(f"{t}: {n}" for t, n in types))
+        found, spans = grounding(dataset)
         if spans:
-            lines.append(f"Find spans found in the document: {sum(spans)} of {len(spans)} ({sum(spans) / len(spans):.0%})")
+            lines.append(f"Find spans found in the document: {found} of {spans} ({found / spans:.0%})")
         notes = sum(note is not None for note in dataset["r2s_note"])
         if notes:
             lines.append(f"rows with a note (e.g. truncated document): {notes}")

@@ -14,6 +14,7 @@ from ..errors import HFSynthError, InputError
 from .by_round import diversity_by_round, difficulty_by_round, plot_by_round
 from .coevol import length_growth, plot_length_growth, plot_round_distribution, response_lengths, round_distribution
 from .directions import evolving_directions, plot_directions, suggestion_lines
+from .r2s import dialogue_types, evaluation_means, grounding
 
 logger = logging.getLogger(__name__)
 
@@ -133,22 +134,18 @@ def _review(dataset, out: Report, tokenizer, nlp) -> str:
 
 def _r2s(dataset, out: Report, tokenizer, nlp) -> str:
     parts = ["## R2S", _failures(dataset, "r2s")]
-    turns = [turn for cod in dataset["r2s_cod"] if cod for turn in cod]
-    types = Counter(turn["type"] or "none given" for turn in turns)
+    types = dialogue_types(dataset)
+    turns = sum(types.values())
     if turns:
-        frame = pd.DataFrame([{"type": t, "turns": n, "share": n / len(turns)} for t, n in types.most_common()])
+        frame = pd.DataFrame([{"type": t or "none given", "turns": n, "share": n / turns} for t, n in types.most_common()])
         parts += ["### Dialogue types", _table(out, "r2s_dialogue_types", frame, index=False)]
-    spans = [span["grounded"] for turn in turns for span in turn["find"]]
-    grounding = (f"{sum(spans)} of {len(spans)} Find spans ({sum(spans) / len(spans):.1%}) were found in the document."
-                 if spans else "No Find spans (a baseline strategy, or the model wrote none).")
-    parts += ["### Grounding", grounding]
+    found, spans = grounding(dataset)
+    grounded = (f"{found} of {spans} Find spans ({found / spans:.1%}) were found in the document." if spans
+                else "No Find spans (a baseline strategy, or the model wrote none).")
+    parts += ["### Grounding", grounded]
     if "eval_avg" in dataset.column_names:
-        names = ["info", "ud", "uf", "fd", "fl", "cs", "co", "ia", "cr", "avg", "coverage"]
-        means = {name.upper(): pd.Series(dataset[f"eval_{name}"], dtype="float64").mean() for name in names}
-        scored = {name.upper(): int(pd.Series(dataset[f"eval_{name}"], dtype="float64").notna().sum()) for name in names}
-        frame = pd.DataFrame([means, scored], index=["mean", "rows scored"])
-        parts += ["### Evaluation (Section 3.2 metrics)", _table(out, "r2s_evaluation", frame)]
-    questions = [turn["user"] for turn in turns]
+        parts += ["### Evaluation (Section 3.2 metrics)", _table(out, "r2s_evaluation", evaluation_means(dataset))]
+    questions = [turn["user"] for cod in dataset["r2s_cod"] if cod for turn in cod]
     parts += ["### Evolving directions of the user turns", _directions(out, "r2s_directions", questions, "user turns", nlp)]
     return "\n\n".join(parts)
 
