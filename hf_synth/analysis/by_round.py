@@ -16,8 +16,9 @@ from ..methods.difficulty import LABELS
 from .directions import verb_object_pairs
 
 
-def _named(data) -> list[tuple[str | None, object]]:
-    return list(data.items()) if isinstance(data, Mapping) else [(None, data)]
+def _named(data, single: str | None = None) -> list[tuple[str | None, object]]:
+    """(name, dataset) pairs of a mapping, or [(single, data)] for one dataset."""
+    return list(data.items()) if isinstance(data, Mapping) else [(single, data)]
 
 
 def _frame(rows: list[dict], data) -> pd.DataFrame:

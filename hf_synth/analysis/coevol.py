@@ -4,19 +4,13 @@ multi-turn output counts each optimized assistant turn as a unit."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Mapping
-
 import pandas as pd
 
 from ..conversations import normalize
 from ..errors import InputError
 from ..tokens import token_counter
-
-RESPONSE_COLUMNS = ("output", "response")
-
-
-def _named(data) -> list[tuple[str, object]]:
-    return list(data.items()) if isinstance(data, Mapping) else [("all", data)]
+from ..transforms.coevol import CoEvolTransform
+from .by_round import _named
 
 
 def _require(dataset, columns: tuple[str, ...], what: str) -> None:
@@ -33,7 +27,7 @@ def round_distribution(data, max_rounds: int | None = None) -> pd.DataFrame:
     `coevol_error`, not counted as round 0), then one column per round count 0..K with its share of
     `units`. K is `max_rounds`, or the largest count seen."""
     table = {}
-    for name, dataset in _named(data):
+    for name, dataset in _named(data, single="all"):
         _require(dataset, ("coevol_rounds", "coevol_error"), "round_distribution")
         counts, failed, multi_turn = Counter(), 0, False
         for rounds, error in zip(dataset["coevol_rounds"], dataset["coevol_error"]):
@@ -77,13 +71,14 @@ def _units(dataset, original_column: str | None):
     """(original response, trace) per succeeded unit: the response column of single-turn rows, or each
     optimized assistant turn of `messages`/`conversations` (the trace replays its evolution)."""
     if "coevol_output" in dataset.column_names:
-        column = original_column or next((c for c in RESPONSE_COLUMNS if c in dataset.column_names), None)
+        column = original_column or next((c for c in CoEvolTransform.RESPONSE_COLUMNS if c in dataset.column_names), None)
         _require(dataset, (column or "output", "coevol_error", "coevol_trace"), "length_growth")
         for original, trace, error in zip(dataset[column], dataset["coevol_trace"], dataset["coevol_error"]):
             if error is None:
                 yield original or "", trace
         return
-    column = original_column or next((c for c in ("messages", "conversations") if c in dataset.column_names), None)
+    column = original_column or next((c for c in CoEvolTransform.CONVERSATION_COLUMNS if c in dataset.column_names),
+                                     None)
     _require(dataset, (column or "messages", "coevol_error", "coevol_trace"), "length_growth")
     for turns, traces, error in zip(dataset[column], dataset["coevol_trace"], dataset["coevol_error"]):
         if error is None:
@@ -97,7 +92,7 @@ def response_lengths(data, tokenizer=None, original_column: str | None = None) -
     each unit is also its final response. `tokenizer`: see `hf_synth.tokens.token_counter`."""
     count = token_counter(tokenizer)
     rows = []
-    for name, dataset in _named(data):
+    for name, dataset in _named(data, single="all"):
         units = list(_units(dataset, original_column))
         last = max((len(trace or []) for _, trace in units), default=0)
         for unit, (original, trace) in enumerate(units):
