@@ -22,7 +22,7 @@ def main() -> None:
     started = time.perf_counter()
     nlp = load_nlp()
     loaded = time.perf_counter() - started
-    print(f"| lines | batch size | seconds | lines/s | distinct pairs |\n| --- | --- | --- | --- | --- |")
+    print("| lines | batch size | seconds | lines/s | distinct pairs |\n| --- | --- | --- | --- | --- |")
     for batch_size in (256, 1000):
         texts = lines(n)
         started = time.perf_counter()

@@ -6,7 +6,6 @@ Every request received is recorded.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from typing import Callable

@@ -3,7 +3,7 @@ import time
 
 import datasets
 import pytest
-from fake_openai import FakeOpenAI, coevol_replies, prefer_edit
+from fake_openai import FakeOpenAI
 
 from hf_synth import LLM, CoEvolTransform, EndpointError, InputError
 from hf_synth.runner import stats

@@ -109,7 +109,11 @@ def response_lengths(data, tokenizer=None, original_column: str | None = None) -
 def length_growth(data, tokenizer=None, per_round: bool = False, original_column: str | None = None) -> pd.DataFrame:
     """Mean and median token length of the original and evolved responses and the ratio of the means,
     per dataset (`per_round=True`: per round, 0 = the original). Failed rows are left out."""
-    lengths = response_lengths(data, tokenizer, original_column)
+    return summarize_lengths(response_lengths(data, tokenizer, original_column), per_round)
+
+
+def summarize_lengths(lengths: pd.DataFrame, per_round: bool = False) -> pd.DataFrame:
+    """`length_growth` from a frame of `response_lengths`."""
     if per_round:
         stats = lengths.groupby(["dataset", "round"], sort=False)["tokens"].agg(["count", "mean", "median"])
         base = stats.xs(0, level="round")["mean"]

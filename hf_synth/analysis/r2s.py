@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pandas as pd
+
 
 def _turns(dataset) -> list[dict]:
     return [turn for cod in dataset["r2s_cod"] if cod for turn in cod]
@@ -19,11 +21,9 @@ def grounding(dataset) -> tuple[int, int]:
     return sum(spans), len(spans)
 
 
-def evaluation_means(dataset) -> "pd.DataFrame":
+def evaluation_means(dataset) -> pd.DataFrame:
     """Mean of each `DialogueEvalTransform` column (the nine metrics, Avg. and the deterministic
     coverage) over the rows where it was read, and how many rows that is."""
-    import pandas as pd
-
     from ..methods.dialogue_eval import SCORES
 
     columns = {name.upper(): pd.Series(dataset[f"eval_{name}"], dtype="float64")

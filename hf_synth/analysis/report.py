@@ -3,7 +3,6 @@ wrote the dataset's columns and writes their tables (CSV), figures (PNG, and the
 as HTML) and a markdown summary that a dataset card can embed."""
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,11 +11,10 @@ import pandas as pd
 
 from ..errors import HFSynthError, InputError
 from .by_round import diversity_by_round, difficulty_by_round, plot_by_round
-from .coevol import length_growth, plot_length_growth, plot_round_distribution, response_lengths, round_distribution
+from .coevol import (plot_length_growth, plot_round_distribution, response_lengths, round_distribution,
+                     summarize_lengths)
 from .directions import evolving_directions, plot_directions, suggestion_lines
 from .r2s import dialogue_types, evaluation_means, grounding
-
-logger = logging.getLogger(__name__)
 
 METHODS = {"coevol": "coevol_rounds", "review": "review_messages", "r2s": "r2s_cod"}
 
@@ -105,8 +103,7 @@ def _coevol(dataset, out: Report, tokenizer, nlp) -> str:
     except HFSynthError as exc:  # no tokenizer available here
         parts.append(f"Not measured: {exc}")
     else:
-        growth = length_growth(dataset, tokenizer)
-        parts += [_table(out, "coevol_lengths", growth), _figure(out, "coevol_lengths", plot_length_growth(lengths))]
+        parts += [_table(out, "coevol_lengths", summarize_lengths(lengths)), _figure(out, "coevol_lengths", plot_length_growth(lengths))]
     parts += ["### Evolving directions of the advisors' suggestions", _directions(out, "coevol_directions", suggestion_lines(dataset),
                                                                                  "suggestion lines", nlp)]
     return "\n\n".join(parts)

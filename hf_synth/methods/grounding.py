@@ -48,7 +48,7 @@ def ground(span: str, document: str) -> Span:
 
 def sentences(text: str) -> list[str]:
     """Sentences, split after . ! ? (followed by a space) and after 。！？ (CJK needs no space), and at line breaks."""
-    parts = re.split(rf"(?<=[.!?])\s+|(?<=[。！？])|\n+", text)
+    parts = re.split(r"(?<=[.!?])\s+|(?<=[。！？])|\n+", text)
     return [p.strip() for p in parts if p and p.strip()]
 
 
