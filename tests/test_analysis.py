@@ -126,10 +126,16 @@ def r2s_rows():
     span = lambda text, grounded: {"text": text, "grounded": grounded, "match": "exact" if grounded else None,
                                    "score": 100.0 if grounded else 10.0, "passage": text if grounded else None}
     turn = lambda kind, user, spans: {"type": kind, "user": user, "search": [], "find": spans, "assistant": "a"}
+    document = ("Tea came from China. Monks carried tea seeds to Japan. Tea houses spread in cities. "
+                "Merchants shipped tea across oceans.")
+    replies = [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "It came from China."},
+               {"role": "user", "content": "q2"}, {"role": "assistant", "content": "Merchants shipped it across oceans."}]
     return datasets.Dataset.from_list([
-        {"text": "doc", "r2s_error": None, "r2s_cod": [turn("Question-Answer", "Explain the history of tea.", [span("x", True)]),
-                                                        turn("Opinion-Rebuttal", "Describe the process.", [span("y", False)])]},
-        {"text": "doc", "r2s_error": "turn 1: the questioner's reply held no 'User:' line", "r2s_cod": None}])
+        {"text": document, "r2s_error": None, "r2s_messages": replies,
+         "r2s_cod": [turn("Question-Answer", "Explain the history of tea.", [span("x", True)]),
+                     turn("Opinion-Rebuttal", "Describe the process.", [span("y", False)])]},
+        {"text": "doc", "r2s_error": "turn 1: the questioner's reply held no 'User:' line", "r2s_messages": None,
+         "r2s_cod": None}])
 
 
 def test_report_writes_every_table_and_figure_it_links(tmp_path):
@@ -148,6 +154,8 @@ def test_report_writes_every_table_and_figure_it_links(tmp_path):
     r2s = report(r2s_rows(), tmp_path / "r2s")
     assert r2s.methods == ["r2s"]
     assert "1 of 2 Find spans (50.0%) were found in the document." in r2s.markdown
+    # sentences 1 and 4 of 4 have half their content words in the replies
+    assert "cover 50.0% of the document's sentences on average (over 1 dialogue;" in r2s.markdown
     assert r2s.tables["r2s_dialogue_types"]["turns"].tolist() == [1, 1]
     assert ("explain", "history") in {tuple(p) for p in r2s.tables["r2s_directions"][["verb", "object"]].values}
     messages = lambda *questions: [m for q in questions for m in ({"role": "user", "content": q},
@@ -157,7 +165,8 @@ def test_report_writes_every_table_and_figure_it_links(tmp_path):
          "review_trace": [{"direction": "depth", "next_instruction": "Explain the meter."},
                           {"direction": "breadth", "next_instruction": "Give an example."},
                           {"direction": None, "next_instruction": None}]}])
-    grown = report(review, tmp_path / "review")
+    grown = report(review, tmp_path / "review", failures=False)
+    assert grown.tables["review_turns"].values.tolist() == [[3, 1]] and "failed" not in grown.markdown
     assert grown.tables["review_chairman"].values.tolist() == [["depth", 1], ["breadth", 1]]
     assert grown.tables["review_diversity_by_round"]["new_pairs"].tolist() == [1, 1, 1]
     assert "2 questions; 2 have a root verb" in grown.markdown and (tmp_path / "review" / "review_by_round.png").exists()

@@ -21,6 +21,27 @@ def grounding(dataset) -> tuple[int, int]:
     return sum(spans), len(spans)
 
 
+def coverage(dataset, text_column: str = "text") -> list[float]:
+    """Per succeeded row, the deterministic coverage: percent of the document's sentences covered by
+    the replies and the grounded Find spans, as `DialogueEvalTransform` computes it (its
+    `eval_coverage` column when it ran). Empty when neither that column nor the documents are there."""
+    from ..methods.dialogue_eval import dialogue_coverage
+
+    if "eval_coverage" in dataset.column_names:
+        return [c for c in dataset["eval_coverage"] if c is not None]
+    if text_column not in dataset.column_names or "r2s_messages" not in dataset.column_names:
+        return []
+    values = []
+    for document, messages, cod, error in zip(dataset[text_column], dataset["r2s_messages"], dataset["r2s_cod"],
+                                              dataset["r2s_error"]):
+        if error is None and isinstance(document, str) and document.strip():
+            evidence = [s["text"] for turn in cod or [] for s in turn["find"] if s["grounded"]]
+            value = dialogue_coverage(document, messages, evidence)
+            if value is not None:
+                values.append(value)
+    return values
+
+
 def evaluation_means(dataset) -> pd.DataFrame:
     """Mean of each `DialogueEvalTransform` column (the nine metrics, Avg. and the deterministic
     coverage) over the rows where it was read, and how many rows that is."""

@@ -14,7 +14,7 @@ from .by_round import diversity_by_round, difficulty_by_round, plot_by_round
 from .coevol import (plot_length_growth, plot_round_distribution, response_lengths, round_distribution,
                      summarize_lengths)
 from .directions import evolving_directions, plot_directions, suggestion_lines
-from .r2s import dialogue_types, evaluation_means, grounding
+from .r2s import coverage, dialogue_types, evaluation_means, grounding
 
 METHODS = {"coevol": "coevol_rounds", "review": "review_messages", "r2s": "r2s_cod"}
 
@@ -33,10 +33,11 @@ def detect_methods(column_names: list[str]) -> list[str]:
     return [method for method, column in METHODS.items() if column in column_names]
 
 
-def report(dataset, folder, *, tokenizer=None, nlp=None) -> Report:
+def report(dataset, folder, *, tokenizer=None, nlp=None, failures: bool = True) -> Report:
     """Write the analysis of `dataset` to `folder`; returns what was written, with `summary.md`'s text.
     `tokenizer` counts tokens for the length figures (default: the embedded model's vocabulary);
-    `nlp` is a spaCy pipeline for the verb–object directions (default: the English one installed)."""
+    `nlp` is a spaCy pipeline for the verb–object directions (default: the English one installed).
+    `failures=False` leaves out the failed rows' reasons (a dataset card lists them itself)."""
     methods = detect_methods(dataset.column_names)
     if not methods:
         raise InputError(f"report found no output of a hf_synth method (columns {', '.join(METHODS.values())}) "
@@ -45,7 +46,11 @@ def report(dataset, folder, *, tokenizer=None, nlp=None) -> Report:
     out.folder.mkdir(parents=True, exist_ok=True)
     sections = [f"# Analysis\n\n{len(dataset)} rows."]
     for method in methods:
-        sections.append(_SECTIONS[method](dataset, out, tokenizer, nlp))
+        title, section = _SECTIONS[method]
+        sections.append(f"## {title}")
+        if failures:
+            sections.append(_failures(dataset, method))
+        sections.append(section(dataset, out, tokenizer, nlp))
     out.markdown = "\n\n".join(sections) + "\n"
     summary = out.folder / "summary.md"
     summary.write_text(out.markdown, encoding="utf-8")
@@ -94,7 +99,7 @@ def _directions(out: Report, name: str, texts: list[str], what: str, nlp) -> str
 
 
 def _coevol(dataset, out: Report, tokenizer, nlp) -> str:
-    parts = ["## CoEvol", _failures(dataset, "coevol"), "### Accepted rounds of evolution"]
+    parts = ["### Accepted rounds of evolution"]
     distribution = round_distribution(dataset)
     parts += [_table(out, "coevol_rounds", distribution), _figure(out, "coevol_rounds", plot_round_distribution(distribution))]
     parts.append("### Response length")
@@ -110,7 +115,10 @@ def _coevol(dataset, out: Report, tokenizer, nlp) -> str:
 
 
 def _review(dataset, out: Report, tokenizer, nlp) -> str:
-    parts = ["## ReviewInstruct", _failures(dataset, "review")]
+    turns = Counter(sum(m["role"] == "user" for m in messages) for messages in dataset["review_messages"] if messages)
+    parts = ["### User turns per conversation",
+             _table(out, "review_turns", pd.DataFrame([{"user turns": t, "conversations": turns[t]} for t in sorted(turns)]),
+                    index=False) if turns else "No conversation succeeded."]
     directions = Counter(r["direction"] for trace in dataset["review_trace"] or [] if trace
                          for r in trace if r["next_instruction"] is not None)
     if directions:
@@ -130,7 +138,7 @@ def _review(dataset, out: Report, tokenizer, nlp) -> str:
 
 
 def _r2s(dataset, out: Report, tokenizer, nlp) -> str:
-    parts = ["## R2S", _failures(dataset, "r2s")]
+    parts = []
     types = dialogue_types(dataset)
     turns = sum(types.values())
     if turns:
@@ -140,6 +148,11 @@ def _r2s(dataset, out: Report, tokenizer, nlp) -> str:
     grounded = (f"{found} of {spans} Find spans ({found / spans:.1%}) were found in the document." if spans
                 else "No Find spans (a baseline strategy, or the model wrote none).")
     parts += ["### Grounding", grounded]
+    covered = coverage(dataset)
+    if covered:
+        parts += ["### Coverage", f"The replies and grounded passages cover {sum(covered) / len(covered):.1f}% of the "
+                  f"document's sentences on average (over {len(covered)} dialogue{'s' * (len(covered) > 1)}; a sentence "
+                  "counts when half its content words appear)."]
     if "eval_avg" in dataset.column_names:
         parts += ["### Evaluation (Section 3.2 metrics)", _table(out, "r2s_evaluation", evaluation_means(dataset))]
     questions = [turn["user"] for cod in dataset["r2s_cod"] if cod for turn in cod]
@@ -147,4 +160,4 @@ def _r2s(dataset, out: Report, tokenizer, nlp) -> str:
     return "\n\n".join(parts)
 
 
-_SECTIONS = {"coevol": _coevol, "review": _review, "r2s": _r2s}
+_SECTIONS = {"coevol": ("CoEvol", _coevol), "review": ("ReviewInstruct", _review), "r2s": ("R2S", _r2s)}

@@ -40,8 +40,14 @@ def evaluate(document, messages: list[dict], evidence: list[str] = (),
                                         user(prompts.EVALUATE.format(document=document, dialogue=dialogue))])
     turns, whole, cr = parse_scores(judgment, len(pairs))
     scores = {m: _mean(t[m] for t in turns) for m in TURN_METRICS} | whole
-    covered = coverage(document, [a for _, a in pairs] + list(evidence))
-    return Evaluation(turns, scores, cr, covered, average(scores, cr), judgment)
+    return Evaluation(turns, scores, cr, dialogue_coverage(document, messages, evidence, max_document_chars),
+                      average(scores, cr), judgment)
+
+
+def dialogue_coverage(document: str, messages: list[dict], evidence=(), max_document_chars: int = MAX_DOCUMENT_CHARS):
+    """The deterministic coverage of the (fitted) document by the dialogue's replies and `evidence`."""
+    document, _ = fit(document, max_document_chars)
+    return coverage(document, [a for _, a in _pairs(messages)] + list(evidence))
 
 
 def _pairs(messages: list[dict]) -> list[tuple[str, str]]:
