@@ -110,6 +110,22 @@ class LLM:
             "extra_body": self.extra_body,
         }
 
+    def settings(self) -> dict[str, Any]:
+        """The arguments that rebuild this LLM with `LLM(**settings)`, without the API key or the
+        URL's credentials: what a recipe or a dataset card may show."""
+        return {"model": self.model, "base_url": None if self.embedded else _without_credentials(self.base_url),
+                **self.sampling(), "seed": self.seed, "extra_body": self.extra_body,
+                "max_concurrency": self.max_concurrency, "timeout": self.timeout, "max_retries": self.max_retries}
+
+    @property
+    def kind(self) -> str:
+        """What sort of endpoint answers, in words (a card shows this, not the URL)."""
+        if self.embedded:
+            return "embedded llama.cpp server"
+        if _without_credentials(self.base_url) == OPENAI_BASE_URL:
+            return "OpenAI API"
+        return "OpenAI-compatible server"
+
     def __repr__(self) -> str:
         where = "embedded llama.cpp" if self.embedded else f"{self.model!r} at {_without_credentials(self.base_url)}"
         return f"LLM({where}, temperature={self.temperature}, top_p={self.top_p}, max_tokens={self.max_tokens})"

@@ -99,6 +99,17 @@ class MapTransform:
                 "options": self.options(), "llm": self.llm.identity(),
                 "llms": {agent: llm.identity() for agent, llm in sorted(self.llms.items())}}
 
+    def settings(self) -> dict[str, Any]:
+        """What rebuilds this transform (see `hf_synth.recipe`): its class, options and LLMs'
+        settings; no API key, and not the local request cache folder."""
+        return {"transform": type(self).__name__, "options": self.options(), "llm": self.llm.settings(),
+                "llms": {agent: llm.settings() for agent, llm in sorted(self.llms.items())}}
+
+    def prompt_templates(self) -> dict[str, str]:
+        """The prompt templates of the method, by module and name (a dataset card lists them)."""
+        return {f"{module.__name__.rsplit('.', 1)[-1]}.{name}": value for module in self.method_modules
+                for name, value in vars(module).items() if name.isupper() and isinstance(value, str)}
+
     def outcomes(self, examples) -> tuple[list[Outcome], bool]:
         """Run the method over a batch (or a single row) of `Dataset.map`/`filter`; returns one
         `Outcome` per row, in order, and whether `examples` was a batch."""

@@ -1,0 +1,77 @@
+"""A run's recipe: what went in, which steps ran with which settings, and what the run took, as JSON.
+
+`hf-synth` writes one next to every dataset it saves and uploads it with a published dataset;
+`hf-synth reproduce RECIPE` runs the same steps again. Recipes hold no API key and no URL credentials.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .errors import InputError
+from .llm.config import LLM
+
+logger = logging.getLogger(__name__)
+
+FILE = "hf_synth_recipe.json"
+
+
+def make(steps: Sequence, *, source: str | None = None, split: str = "train", limit: int | None = None,
+         batch_size: int | None = None, seconds: float | None = None, run_stats=None) -> dict[str, Any]:
+    """The recipe of `steps` (transforms, in the order they were mapped) over `source`."""
+    run = {"seconds": round(seconds, 1) if seconds is not None else None}
+    if run_stats is not None:
+        run.update(requests_sent=run_stats.sent, from_cache=run_stats.cached, retries=run_stats.retries)
+    return {"hf_synth": __version__, "input": {"source": source, "split": split, "limit": limit},
+            "steps": [step.settings() for step in steps], "map": {"batch_size": batch_size}, "run": run}
+
+
+def transforms(recipe: dict[str, Any], *, api_key: str | None = None, cache: bool | str = True) -> list:
+    """The transforms a recipe describes, ready to map. `api_key` is given to every endpoint (default:
+    ``OPENAI_API_KEY``)."""
+    from . import transforms as available
+
+    if recipe.get("hf_synth") != __version__:
+        logger.warning("this recipe was written by hf_synth %s and runs on %s: prompts or code may differ",
+                       recipe.get("hf_synth"), __version__)
+    built = []
+    for number, step in enumerate(recipe.get("steps") or [], 1):
+        cls = getattr(available, str(step.get("transform")), None)
+        if not (isinstance(cls, type) and issubclass(cls, available.MapTransform)) or cls is available.MapTransform:
+            raise InputError(f"recipe step {number}: unknown transform {step.get('transform')!r}; "
+                             f"known: {', '.join(n for n in available.__all__ if n != 'MapTransform')}")
+        try:
+            llm = LLM(**step["llm"], api_key=api_key)
+            llms = {agent: LLM(**settings, api_key=api_key) for agent, settings in step.get("llms", {}).items()}
+            per_agent = {"llms": llms} if llms else {}  # judges have one LLM and take no llms=
+            built.append(cls(llm, cache=cache, **per_agent, **step.get("options", {})))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"recipe step {number} ({cls.__name__}) is malformed: {exc}") from None
+    if not built:
+        raise InputError("the recipe has no steps")
+    return built
+
+
+def save(recipe: dict[str, Any], folder) -> Path:
+    path = Path(folder) / FILE
+    path.write_text(json.dumps(recipe, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def load(path) -> dict[str, Any]:
+    """Read a recipe file, or the recipe in a folder written by `hf-synth`."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / FILE
+    if not path.is_file():
+        raise InputError(f"{path}: no recipe here; hf-synth writes {FILE} next to every dataset it saves.")
+    try:
+        recipe = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path} is not a recipe: {exc}") from None
+    if not isinstance(recipe, dict) or not isinstance(recipe.get("steps"), list):
+        raise InputError(f"{path} is not a recipe: it has no list of steps")
+    return recipe
