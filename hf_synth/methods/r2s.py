@@ -1,5 +1,6 @@
 """R2S: a raw document turned into a knowledge-grounded multi-turn dialogue with the Chain of
-Dialogue logic (Xiang et al., 2024, "R2S: Raw Documents to Synthetic Multi-turn Dialogues").
+Dialogue logic (Hou et al., 2024, "Raw Text is All you Need: Knowledge-intensive Multi-turn Instruction
+Tuning for Large Language Model", arXiv:2407.03040).
 
 Each turn of the chain (Section 4.2, Figure 2): choose a Dialogue Type (one of the six logic types of
 Section 4.1), write the User utterance of that type, Search for the information the reply needs, Find
