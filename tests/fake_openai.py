@@ -11,13 +11,16 @@ import time
 from typing import Callable
 
 from aiohttp import web
+from loopback import LoopbackServer
 
 
 def words(text: str) -> int:
     return len(text.split())
 
 
-class FakeOpenAI:
+class FakeOpenAI(LoopbackServer):
+    path = "/v1"
+
     def __init__(self, reply: Callable[[list[dict]], str] = lambda messages: "ok", latency: float = 0.0,
                  api_key: str | None = None, model: str = "fake-model"):
         self.reply = reply
@@ -28,45 +31,11 @@ class FakeOpenAI:
         self.headers: list[dict] = []
         self.faults: list = []           # consumed one per request: an int status, ("sleep", s), ("status", code, headers)
         self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._runner = None
-        self.url = None
+        super().__init__()
 
-    # -- lifecycle
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def start(self) -> "FakeOpenAI":
-        started = threading.Event()
-
-        def serve():
-            asyncio.set_event_loop(self._loop)
-            app = web.Application()
-            app.router.add_post("/v1/chat/completions", self._chat)
-            app.router.add_get("/v1/models", self._models)
-            self._runner = web.AppRunner(app, access_log=None)
-            self._loop.run_until_complete(self._runner.setup())
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            self._loop.run_until_complete(site.start())
-            port = site._server.sockets[0].getsockname()[1]
-            self.url = f"http://127.0.0.1:{port}/v1"
-            started.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=serve, daemon=True)
-        self._thread.start()
-        started.wait(10)
-        return self
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._runner = None
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
 
     # -- handlers
     async def _models(self, request):
