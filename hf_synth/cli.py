@@ -18,8 +18,6 @@ def _llm_arguments(parser: argparse.ArgumentParser, temperature: float = 0.0) ->
     group = parser.add_argument_group("LLM endpoint (default: the embedded local model)")
     group.add_argument("--model", help="model name, e.g. gpt-4o-mini")
     group.add_argument("--base-url", help="OpenAI-compatible base URL, e.g. http://host:8000/v1 (vLLM)")
-    group.add_argument("--api-key-env", default="OPENAI_API_KEY",
-                       help="environment variable that holds the API key (default: OPENAI_API_KEY)")
     group.add_argument("--temperature", type=float, default=temperature, help=f"default: {temperature}")
     group.add_argument("--top-p", type=float, default=1.0)
     group.add_argument("--max-tokens", type=int, default=1000)
@@ -27,6 +25,12 @@ def _llm_arguments(parser: argparse.ArgumentParser, temperature: float = 0.0) ->
     group.add_argument("--max-concurrency", type=int, default=64)
     group.add_argument("--timeout", type=float, default=600.0, help="seconds per request")
     group.add_argument("--max-retries", type=int, default=5)
+    _key_and_cache_arguments(group)
+
+
+def _key_and_cache_arguments(group) -> None:
+    group.add_argument("--api-key-env", default="OPENAI_API_KEY",
+                       help="environment variable that holds the API key (default: OPENAI_API_KEY)")
     group.add_argument("--no-cache", action="store_true", help="do not use the request cache")
     group.add_argument("--cache-dir", help="request cache folder (default: $HF_SYNTH_CACHE or ~/.cache/hf_synth)")
 
@@ -38,6 +42,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="only the first N rows")
     parser.add_argument("--batch-size", type=int, default=64, help="rows run concurrently per map batch")
     parser.add_argument("--num-proc", type=int, help="worker processes for Dataset.map")
+    parser.add_argument("--push-to-hub", metavar="REPO_ID", help="also publish the result with a dataset card, e.g. me/alpaca-coevol")
 
 
 def _llm(args) -> LLM:
@@ -50,9 +55,18 @@ def _cache(args):
     return False if args.no_cache else (args.cache_dir or True)
 
 
-def _run(args, transform, title: str, then=()):
-    """Load the input, map `transform` (then each of `then`, e.g. a judge) over it, save the result,
-    print a summary; returns the dataset."""
+def _publish_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("publishing to the Hugging Face Hub (token: HF_TOKEN or `hf auth login`)")
+    group.add_argument("--license", help="license of the data, e.g. cc-by-nc-4.0 (default: the source dataset's; "
+                       "'other' when you state the terms yourself)")
+    group.add_argument("--language", action="append", help="language code of the data, e.g. en; repeat for several")
+    group.add_argument("--private", action="store_true", help="create the repository private")
+
+
+def _run(args, steps, title: str):
+    """Load the input, map each of `steps` over it (e.g. a method, then a judge), save the result with
+    its recipe, print a summary, publish it if asked; returns the dataset."""
+    from . import recipe as recipes
     from .io import load_input
     from .runner import stats
 
@@ -60,14 +74,57 @@ def _run(args, transform, title: str, then=()):
     dataset = load_input(args.input, args.split)
     if args.limit is not None:
         dataset = dataset.select(range(min(args.limit, len(dataset))))
-    print(f"{title} over {len(dataset)} rows with {transform.llm!r}", file=sys.stderr)
-    for step in (transform, *then):
+    print(f"{title} over {len(dataset)} rows with {steps[0].llm!r}", file=sys.stderr)
+    for step in steps:
         dataset = dataset.map(step, batched=True, batch_size=args.batch_size, num_proc=args.num_proc,
                               desc=type(step).__name__.removesuffix("Transform"))
+    seconds = time.monotonic() - started
+    run_stats = stats() if not args.num_proc else None  # workers keep their own counts
     dataset.save_to_disk(args.output)
-    print(summary(dataset, transform.prefix, time.monotonic() - started, stats() if not args.num_proc else None))
+    recipe = recipes.make(steps, source=args.input, split=args.split, limit=args.limit, batch_size=args.batch_size,
+                          seconds=seconds, run_stats=run_stats)
+    recipes.save(recipe, args.output)
+    print(summary(dataset, steps[0].prefix, seconds, run_stats))
     print(f"saved to {args.output}")
+    if args.push_to_hub:
+        _publish(dataset, recipe, args.push_to_hub, args)
     return dataset
+
+
+def _publish(dataset, recipe, repo_id: str, args, folder=None) -> None:
+    from .hub import publish, write_repo
+
+    options = dict(recipe=recipe, license=args.license, language=args.language, repo_id=repo_id)
+    if getattr(args, "local_only", False):
+        print(f"repository folder written to {write_repo(dataset, folder, **options)}")
+        return
+    del options["repo_id"]
+    print(f"published: {publish(dataset, repo_id, private=args.private or None, folder=folder, **options)}")
+
+
+def _publish_command(args) -> None:
+    from . import recipe as recipes
+    from .io import load_input
+
+    if args.local_only and not args.folder:
+        raise HFSynthError("--local-only writes the repository folder only: say where with --folder")
+    recipe = recipes.load(args.dir)
+    _publish(load_input(args.dir), recipe, args.repo_id, args, folder=args.folder)
+
+
+def _reproduce(args) -> None:
+    from . import recipe as recipes
+
+    recipe = recipes.load(args.recipe)
+    given = recipe["input"]
+    args.input = args.input or given.get("source")
+    if not args.input:
+        raise HFSynthError(f"{args.recipe} does not say what the input was: pass --input")
+    args.split = args.split or given.get("split") or "train"
+    args.limit = args.limit if args.limit is not None else given.get("limit")
+    args.batch_size = args.batch_size or (recipe.get("map") or {}).get("batch_size") or 64
+    steps = recipes.transforms(recipe, api_key=os.environ.get(args.api_key_env), cache=_cache(args))
+    _run(args, steps, f"Reproducing {' → '.join(type(s).__name__ for s in steps)}")
 
 
 def _coevol(args) -> None:
@@ -77,7 +134,7 @@ def _coevol(args) -> None:
                                 instruction_column=args.instruction_column, input_column=args.input_column,
                                 response_column=args.response_column, messages_column=args.messages_column,
                                 cache=_cache(args))
-    _run(args, transform, f"CoEvol ({args.mode}, up to {args.max_rounds} rounds)")
+    _run(args, [transform], f"CoEvol ({args.mode}, up to {args.max_rounds} rounds)")
 
 
 def _review_instruct(args) -> None:
@@ -87,8 +144,7 @@ def _review_instruct(args) -> None:
                                         perspectives=args.perspective, instruction_column=args.instruction_column,
                                         input_column=args.input_column, cache=_cache(args))
     judge = [DifficultyTransform(_llm(args), cache=_cache(args))] if args.difficulty else []
-    grown = _run(args, transform, f"ReviewInstruct ({args.rounds} rounds, {transform.num_reviewers} reviewers)",
-                 then=judge)
+    grown = _run(args, [transform, *judge], f"ReviewInstruct ({args.rounds} rounds, {transform.num_reviewers} reviewers)")
     if args.difficulty:
         from .analysis import difficulty_by_round
 
@@ -103,7 +159,7 @@ def _r2s(args) -> None:
                              max_document_chars=args.max_document_chars, cache=_cache(args))
     judge = [DialogueEvalTransform(_llm(args), text_column=args.text_column, max_document_chars=args.max_document_chars,
                                    cache=_cache(args))] if args.evaluate else []
-    dialogues = _run(args, transform, f"R2S ({args.strategy}, {args.turns} turns)", then=judge)
+    dialogues = _run(args, [transform, *judge], f"R2S ({args.strategy}, {args.turns} turns)")
     if args.evaluate:
         print(evaluation_summary(dialogues))
     if args.gllm:
@@ -235,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     method.add_argument("--response-column", help="default: output or response")
     method.add_argument("--messages-column", help="multi-turn data (default: messages or conversations)")
     _llm_arguments(coevol)
+    _publish_arguments(coevol)
     coevol.set_defaults(run=_coevol)
 
     review = commands.add_parser("review-instruct",
@@ -252,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     method.add_argument("--difficulty", action="store_true",
                         help="also label every user turn easy/medium/hard with the LLM and print the share per round")
     _llm_arguments(review, temperature=review_instruct.TEMPERATURE)
+    _publish_arguments(review)
     review.set_defaults(run=_review_instruct)
 
     r2s_ = commands.add_parser("r2s", help="turn raw documents into knowledge-grounded dialogues (R2S, Chain of Dialogue)")
@@ -268,7 +326,29 @@ def build_parser() -> argparse.ArgumentParser:
     method.add_argument("--gllm", metavar="FILE.jsonl",
                         help="also write (document → annotated dialogue) pairs to train a generator model")
     _llm_arguments(r2s_)
+    _publish_arguments(r2s_)
     r2s_.set_defaults(run=_r2s)
+
+    publish = commands.add_parser("publish", help="publish a finished run to the Hub with a generated dataset card")
+    publish.add_argument("dir", help="the --output folder of an hf-synth run (it holds the data and the recipe)")
+    publish.add_argument("repo_id", help="the Hub dataset repository, e.g. me/alpaca-coevol (created if needed)")
+    publish.add_argument("--folder", help="write the repository folder here too, to inspect or upload later")
+    publish.add_argument("--local-only", action="store_true", help="only write --folder; upload nothing")
+    _publish_arguments(publish)
+    publish.set_defaults(run=_publish_command)
+
+    reproduce = commands.add_parser("reproduce", help="run a recipe again (hf_synth_recipe.json of a run or a published dataset)")
+    reproduce.add_argument("recipe", help="a recipe file, or a folder that holds one")
+    reproduce.add_argument("--output", required=True, help="folder to save the result to")
+    reproduce.add_argument("--input", help="the input to use instead of the recipe's")
+    reproduce.add_argument("--split", help="default: the recipe's")
+    reproduce.add_argument("--limit", type=int, help="default: the recipe's")
+    reproduce.add_argument("--batch-size", type=int, help="default: the recipe's")
+    reproduce.add_argument("--num-proc", type=int)
+    reproduce.add_argument("--push-to-hub", metavar="REPO_ID", help="also publish the result")
+    _key_and_cache_arguments(reproduce)
+    _publish_arguments(reproduce)
+    reproduce.set_defaults(run=_reproduce)
 
     analyze = commands.add_parser("analyze", help="tables and figures of a finished run (rounds, lengths, directions, …)")
     analyze.add_argument("input", help="a dataset written by hf-synth (a save_to_disk folder) or a data file")
