@@ -1,28 +1,35 @@
 """Sends chat requests to one endpoint. The only module that talks to an LLM.
 
-One `AsyncOpenAI` client per process (made lazily, never pickled), one concurrency limit shared by
-every row, retries with exponential backoff and jitter for connection errors, timeouts, 429 and 5xx
-(honouring ``Retry-After``), no retry for other 4xx. An endpoint that cannot serve the run at all
-(unreachable, key rejected, unknown model) raises `EndpointError` once instead of failing row by row.
+One `AsyncOpenAI` client per process (made lazily, never pickled) and one adaptive concurrency limit
+shared by every row (halved on 429, regrown slowly). Retries with exponential backoff and jitter for
+connection errors, timeouts, 429, 5xx and replies that are not a chat completion (honouring
+``Retry-After``), within the request's `max_retries` and, except 429s, the run's retry budget; no
+retry for other 4xx. An endpoint that cannot serve the run at all (unreachable, key rejected, unknown
+model, or most requests failing) raises `EndpointError` once instead of failing row by row.
 """
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import logging
 import time
 from dataclasses import dataclass
 
 import openai
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import AsyncRetrying, stop_after_attempt, wait_random_exponential
 
 from ..errors import EndpointError
 from ..protocol import CallFailed
 from .config import LLM, OPENAI_BASE_URL
+from .pacing import AdaptiveLimit, ErrorRate, RetryBudget
 
 logger = logging.getLogger(__name__)
 
-RETRYABLE = (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)
+
+class NotACompletion(Exception):
+    """A 200 whose body is not a chat completion (a proxy's HTML page, JSON without choices)."""
+
+
+RETRYABLE = (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError, NotACompletion)
 MAX_RETRY_AFTER = 60.0
 # An endpoint is declared unreachable after this many connection failures in a row, when it has
 # never answered or has not answered for OUTAGE_SECONDS.
@@ -71,7 +78,9 @@ class Engine:
     def __init__(self, llm: LLM):
         self.llm = llm
         self._client: openai.AsyncOpenAI | None = None
-        self._limit = asyncio.Semaphore(llm.max_concurrency)
+        self.limit = AdaptiveLimit(llm.max_concurrency)
+        self._retry_budget = RetryBudget()
+        self._errors = ErrorRate()
         self._connection_failures = 0
         self._ever_answered = False
         self._last_answer = time.monotonic()
@@ -102,23 +111,47 @@ class Engine:
         return "the embedded llama.cpp server" if self.llm.embedded else self.llm.endpoint_id
 
     async def complete(self, messages) -> Completion:
-        async with self._limit:
-            if self.fatal is not None:  # decided while this request waited: do not send it
-                raise self.fatal
-            try:
-                return await self._complete(messages)
-            except EndpointError as error:
-                self.fatal = error
-                raise
+        if self.fatal is not None:
+            raise self.fatal
+        try:
+            completion = await self._complete(messages)
+        except EndpointError as error:
+            self.fatal = error
+            raise
+        except CallFailed as failed:
+            self._errors.record(True)
+            if self._errors.too_high() and self.fatal is None:
+                self.fatal = EndpointError(
+                    f"{self.where} is failing: {self._errors.describe()} after their retries (the last: {failed}); "
+                    "completed requests are cached, so the same run resumes when the endpoint is well.")
+            raise
+        self._errors.record(False)
+        return completion
+
+    def _should_retry(self, retry_state) -> bool:
+        error = retry_state.outcome.exception()
+        if not isinstance(error, RETRYABLE) or self.fatal is not None:
+            return False
+        # 429s are paced by the adaptive limit, not spent from the budget
+        return isinstance(error, openai.RateLimitError) or self._retry_budget.withdraw()
 
     async def _complete(self, messages) -> Completion:
         client = await self._get_client()
+        self._retry_budget.requested()
         retrying = AsyncRetrying(stop=stop_after_attempt(self.llm.max_retries + 1), wait=_wait,
-                                 retry=retry_if_exception_type(RETRYABLE), reraise=True)
+                                 retry=self._should_retry, reraise=True)
         try:
             async for attempt in retrying:
                 with attempt:
-                    completion = await self._send(client, messages)
+                    async with self.limit.slot() as sent_at:
+                        if self.fatal is not None:  # decided while this request waited: do not send it
+                            raise self.fatal
+                        try:
+                            completion = await self._send(client, messages)
+                        except openai.RateLimitError:
+                            self.limit.rate_limited(sent_at)
+                            raise
+                    self.limit.succeeded()
                     completion.retries = attempt.retry_state.attempt_number - 1
                     return completion
         except openai.AuthenticationError:
@@ -130,9 +163,11 @@ class Engine:
         except openai.NotFoundError:
             raise EndpointError(f"{self.where} has no model {self.llm.model!r} or no chat completions "
                                 "route (404): check model= and base_url= (it usually ends in /v1).") from None
-        except openai.APIError as exc:
-            attempts = self.llm.max_retries + 1 if isinstance(exc, RETRYABLE) else 1
-            raise CallFailed(f"{self._describe(exc)} (after {attempts} attempt{'s' * (attempts > 1)})") from None
+        except (openai.APIError, NotACompletion) as exc:
+            attempts = retrying.statistics.get("attempt_number", 1)
+            spent = isinstance(exc, RETRYABLE) and attempts <= self.llm.max_retries
+            raise CallFailed(f"{self._describe(exc)} (after {attempts} attempt{'s' * (attempts > 1)}"
+                             f"{'; the run has used up its retry budget' if spent else ''})") from None
 
     async def _send(self, client: openai.AsyncOpenAI, messages) -> Completion:
         try:
@@ -149,15 +184,17 @@ class Engine:
         self._connection_failures = 0
         self._ever_answered = True
         self._last_answer = time.monotonic()
-        if not response.choices:
-            raise CallFailed("the endpoint's reply had no choices")
+        if isinstance(response, str) or not getattr(response, "choices", None):
+            raise NotACompletion("not JSON" if isinstance(response, str) else "no choices")
         choice = response.choices[0]
         usage = response.usage
         return Completion(text=choice.message.content or "", finish_reason=choice.finish_reason,
                           prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
                           completion_tokens=getattr(usage, "completion_tokens", 0) or 0, retries=0)
 
-    def _describe(self, exc: openai.APIError) -> str:
+    def _describe(self, exc: Exception) -> str:
+        if isinstance(exc, NotACompletion):
+            return f"the endpoint's reply was not a chat completion ({exc})"
         if isinstance(exc, openai.APITimeoutError):
             return f"timed out after {self.llm.timeout:g}s"
         if isinstance(exc, openai.APIConnectionError):

@@ -1,0 +1,87 @@
+"""How hard the engine may press an endpoint: an adaptive concurrency limit, a retry budget, and the
+error rate at which a run gives up. Pure bookkeeping on one event loop; no I/O."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from contextlib import asynccontextmanager
+
+
+class AdaptiveLimit:
+    """At most `limit` requests in flight, between 1 and `maximum`: additive increase, multiplicative
+    decrease. A 429 halves the limit — once per round trip: a 429 to a request sent before the last
+    cut does not cut again — and every `limit` successes add one, back up to `maximum`."""
+
+    def __init__(self, maximum: int):
+        self.maximum = maximum
+        self.limit = float(maximum)
+        self.in_flight = 0
+        self.cuts = 0
+        self._cut_at = float("-inf")
+        self._free = asyncio.Condition()
+
+    @asynccontextmanager
+    async def slot(self):
+        """Hold a slot for one attempt; yields the time it was sent."""
+        async with self._free:
+            await self._free.wait_for(lambda: self.in_flight < int(self.limit))
+            self.in_flight += 1
+        try:
+            yield time.monotonic()
+        finally:
+            async with self._free:
+                self.in_flight -= 1
+                self._free.notify_all()
+
+    def rate_limited(self, sent_at: float) -> None:
+        if sent_at >= self._cut_at:
+            self.limit = max(1.0, self.limit / 2)
+            self._cut_at = time.monotonic()
+            self.cuts += 1
+
+    def succeeded(self) -> None:
+        self.limit = min(float(self.maximum), self.limit + 1 / self.limit)
+
+
+class RetryBudget:
+    """Retries may add at most `ratio` to the requests sent, plus a `reserve` to start with, and a
+    healthy run banks at most `cap` (the Finagle/gRPC retry budget): when most requests fail, the run
+    stops multiplying its load and fails fast instead."""
+
+    def __init__(self, ratio: float = 0.5, reserve: float = 20.0, cap: float = 100.0):
+        self.ratio = ratio
+        self.cap = cap
+        self.tokens = reserve
+
+    def requested(self) -> None:
+        self.tokens = min(self.cap, self.tokens + self.ratio)
+
+    def withdraw(self) -> bool:
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class ErrorRate:
+    """Whether the endpoint has gone bad: at least `share` of the last `window` requests failed for
+    good (after their retries), counting once `minimum` have."""
+
+    def __init__(self, window: int = 50, share: float = 0.5, minimum: int = 10):
+        self.share = share
+        self.minimum = minimum
+        self._outcomes: deque[bool] = deque(maxlen=window)
+
+    def record(self, failed: bool) -> None:
+        self._outcomes.append(failed)
+
+    @property
+    def failed(self) -> int:
+        return sum(self._outcomes)
+
+    def too_high(self) -> bool:
+        return self.failed >= self.minimum and self.failed >= self.share * len(self._outcomes)
+
+    def describe(self) -> str:
+        return f"{self.failed} of the last {len(self._outcomes)} requests failed"
