@@ -2,8 +2,8 @@
 
 Every row advances on its own (a row in its third round never waits for a slow row in its first).
 Requests go through the request cache, then the engine of the LLM that plays the request's agent.
-A request that fails for good is thrown into its protocol; a row that does not recover is marked
-with the reason and kept. Only an `EndpointError` (the endpoint cannot serve anyone) stops the run.
+A request that fails for good, or whose reply is unusable (cut, filtered, empty), is thrown into its
+protocol; a row that does not recover is marked with the reason and kept. Only an `EndpointError` (the endpoint cannot serve anyone) stops the run.
 """
 from __future__ import annotations
 
@@ -163,4 +163,21 @@ class Runner:
         usage.calls += 1
         usage.prompt_tokens += stored["prompt_tokens"]
         usage.completion_tokens += stored["completion_tokens"]
+        problem = unusable(stored, llm)
+        if problem:
+            raise CallFailed(problem)
         return Reply(stored["text"], stored["finish_reason"])
+
+
+def unusable(reply: dict, llm: LLM) -> str | None:
+    """Why a reply cannot be used, or None. A reply cut at `max_tokens` or withheld by a content
+    filter is never handed to a method: half a verdict must not pass for a verdict. Such replies are
+    cached like any other (the same request would get them again) and their row is marked."""
+    if reply["finish_reason"] == "length":
+        return (f"the reply was cut at max_tokens={llm.max_tokens} (finish_reason=length); "
+                "give the LLM a larger max_tokens")
+    if reply["finish_reason"] == "content_filter":
+        return "the endpoint's content filter withheld the reply (finish_reason=content_filter)"
+    if not reply["text"].strip():
+        return "the reply was empty"
+    return None
