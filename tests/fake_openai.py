@@ -1,13 +1,22 @@
 """A fake OpenAI-compatible server that speaks real HTTP on 127.0.0.1, for tests and benchmarks.
 
-Replies come from a function of the request's messages; latency and faults are injected per request.
-Every request received is recorded.
+Replies come from a function of the request's messages; latency and faults are injected per request,
+scripted (`faults`) or at random (`inject`); `capacity` answers 429 to requests beyond that many at
+once, like a rate-limited endpoint. Every request received is recorded.
+
+Faults: an int status or ("status", code, headers); ("sleep", seconds) before answering; "close" (the
+connection drops in the middle of the body); "not_json" (a 200 whose body is an HTML page);
+"no_choices" (JSON without `choices`); "empty" (empty content); ("finish", "length") (half the reply,
+cut) and ("finish", "content_filter") (no content).
 """
 from __future__ import annotations
 
 import asyncio
+import json
+import random
 import threading
 import time
+from collections import Counter
 from typing import Callable
 
 from aiohttp import web
@@ -29,13 +38,36 @@ class FakeOpenAI(LoopbackServer):
         self.model = model
         self.requests: list[dict] = []   # request bodies, in arrival order
         self.headers: list[dict] = []
-        self.faults: list = []           # consumed one per request: an int status, ("sleep", s), ("status", code, headers)
+        self.faults: list = []           # consumed one per request, before random ones
+        self.fault_for: Callable[[dict], object] | None = None  # a fault chosen by the request body, first of all
+        self.injected: Counter = Counter()  # faults served, by kind
+        self.capacity: int | None = None
+        self.in_flight = self.peak_in_flight = 0
+        self._random = None
         self._lock = threading.Lock()
         super().__init__()
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+
+    def inject(self, rate: float, kinds: list, seed: int = 0) -> None:
+        """From now on, each request gets one of `kinds` (uniformly) with probability `rate`."""
+        self._random = (random.Random(seed), rate, list(kinds))
+
+    def _next_fault(self, body: dict):
+        with self._lock:
+            if self.fault_for is not None and (fault := self.fault_for(body)) is not None:
+                return fault
+            if self.faults:
+                return self.faults.pop(0)
+            if self._random is not None:
+                rng, rate, kinds = self._random
+                if rng.random() < rate:
+                    return kinds[rng.randrange(len(kinds))]
+            if self.capacity is not None and self.in_flight > self.capacity:
+                return ("status", 429, {})
+        return None
 
     # -- handlers
     async def _models(self, request):
@@ -46,7 +78,17 @@ class FakeOpenAI(LoopbackServer):
         with self._lock:
             self.requests.append(body)
             self.headers.append(dict(request.headers))
-            fault = self.faults.pop(0) if self.faults else None
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return await self._answer(request, body, self._next_fault(body))
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    async def _answer(self, request: web.Request, body: dict, fault):
+        if fault is not None:
+            self.injected[fault_kind(fault)] += 1
         if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return web.json_response({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error",
                                                 "code": "invalid_api_key"}}, status=401)
@@ -54,20 +96,51 @@ class FakeOpenAI(LoopbackServer):
             fault = ("status", fault, {})
         if fault and fault[0] == "status":
             return web.json_response({"error": {"message": f"injected {fault[1]}", "type": "server_error"}},
-                                     status=fault[1], headers=fault[2])
+                                     status=fault[1], headers=dict(fault[2]))
         if fault and fault[0] == "sleep":
             await asyncio.sleep(fault[1])
         if self.latency:
             await asyncio.sleep(self.latency)
-        text = self.reply(body["messages"])
+        if fault == "not_json":
+            return web.Response(text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
+        text, finish_reason = self.reply(body["messages"]), "stop"
+        if fault == "empty":
+            text = ""
+        elif fault and fault[0] == "finish":
+            finish_reason = fault[1]
+            text = text[:len(text) // 2] if finish_reason == "length" else ""
         prompt_tokens = sum(words(m["content"]) for m in body["messages"])
-        return web.json_response({
+        completion = {
             "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": int(time.time()),
             "model": body.get("model", self.model),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": words(text),
                       "total_tokens": prompt_tokens + words(text)},
-        })
+        }
+        if fault == "no_choices":
+            del completion["choices"]
+        if fault == "close":  # send half the body, then drop the connection
+            payload = json.dumps(completion).encode()
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            response.content_length = len(payload)
+            await response.prepare(request)
+            await response.write(payload[:len(payload) // 2])
+            request.transport.close()
+            return response
+        return web.json_response(completion)
+
+
+def fault_kind(fault) -> str:
+    """A fault's name for tables: "HTTP 503", "HTTP 429 with Retry-After", "sleep 2s", "close", ..."""
+    if isinstance(fault, int):
+        return f"HTTP {fault}"
+    if isinstance(fault, str):
+        return fault
+    if fault[0] == "status":
+        return f"HTTP {fault[1]}" + (" with Retry-After" if "Retry-After" in dict(fault[2]) else "")
+    if fault[0] == "sleep":
+        return f"sleep {fault[1]:g}s"
+    return f"finish_reason {fault[1]}"
 
 
 def agent_of(messages: list[dict]) -> str:

@@ -111,8 +111,8 @@ def test_a_request_that_times_out_is_retried(server):
 
 
 def test_exhausted_retries_mark_only_that_row(server):
-    server.faults = [("status", 500, {"Retry-After": "0"})] * 3
-    llm = LLM(model="m", base_url=server.url, max_retries=2, max_concurrency=1)
+    server.fault_for = lambda body: ("status", 500, {"Retry-After": "0"}) if "Say hi" in str(body) else None
+    llm = LLM(model="m", base_url=server.url, max_retries=2)
     out = datasets.Dataset.from_dict(ALPACA).map(CoEvolTransform(llm, mode="edit"), batched=True)
     assert out["coevol_error"][0] == "LLM call failed: HTTP 500: injected 500 (after 3 attempts)"
     assert out["coevol_error"][1:] == [None, None] and out["coevol_output"][1:] == ["draft [edited]"] * 2

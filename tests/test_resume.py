@@ -1,49 +1,80 @@
-"""A run killed with SIGKILL and started again pays only for the requests that had not completed."""
+"""A run killed with SIGKILL at several points and started again ends with the same dataset as an
+uninterrupted run and pays again only for the requests that were in flight at the kills."""
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 
 import datasets
+import pytest
 from fake_openai import FakeOpenAI, coevol_replies, prefer_edit
 
-ROWS = 40
+ROWS = 200
 CALLS_PER_ROW = 8          # one full CoEvol round
 CONCURRENCY = 8
+KILL_AFTER = (150, 600, 1200)   # requests the server has seen when we kill the run
 
 JOB = """
 import sys, datasets
 from hf_synth import LLM, CoEvolTransform
 ds = datasets.load_dataset("json", data_files=sys.argv[1], split="train")
 llm = LLM(model="m", base_url=sys.argv[2], max_concurrency={concurrency})
-ds.map(CoEvolTransform(llm, max_rounds=1), batched=True, batch_size=1000).save_to_disk(sys.argv[3])
+num_proc = int(sys.argv[4]) or None
+ds.map(CoEvolTransform(llm, max_rounds=1), batched=True, batch_size=50, num_proc=num_proc).save_to_disk(sys.argv[3])
 """.format(concurrency=CONCURRENCY)
 
 
-def test_killed_runs_resume_and_pay_only_for_the_rest(tmp_path):
+def cached(folder) -> int:
+    with sqlite3.connect(folder / "requests.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+
+
+def settle(server, seconds: float = 1.5) -> None:
+    """Wait until the server has seen no request for `seconds` (orphaned workers have stopped)."""
+    seen = -1
+    while seen != len(server.requests):
+        seen = len(server.requests)
+        time.sleep(seconds)
+
+
+@pytest.mark.parametrize("num_proc", [0, 2])
+def test_killed_runs_resume_and_pay_only_for_the_requests_in_flight(tmp_path, num_proc):
     data = tmp_path / "rows.jsonl"
     datasets.Dataset.from_dict({"instruction": [f"q{i}" for i in range(ROWS)],
                                 "output": [f"a{i}" for i in range(ROWS)]}).to_json(data)
-    output = tmp_path / "out"
-    env = {**os.environ, "HF_SYNTH_CACHE": str(tmp_path / "requests")}
+    cache = tmp_path / "requests"
     with FakeOpenAI(coevol_replies(prefer_edit), latency=0.02) as server:
-        command = [sys.executable, "-c", JOB, str(data), server.url, str(output)]
-        kills = 0
-        for kill_after in (60, 180):   # requests seen by the server when we kill the run
-            job = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        def job(output, cache_folder):
+            env = {**os.environ, "HF_SYNTH_CACHE": str(cache_folder),
+                   "HF_DATASETS_CACHE": str(cache_folder.with_name(cache_folder.name + "_datasets"))}
+            command = [sys.executable, "-c", JOB, str(data), server.url, str(output), str(num_proc)]
+            return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        assert job(tmp_path / "uninterrupted", tmp_path / "other_requests").wait(300) == 0
+        minimum = len(server.requests)
+        server.requests.clear()
+
+        lost = 0
+        for kill_after in KILL_AFTER:
+            run = job(tmp_path / "out", cache)
             deadline = time.monotonic() + 120
-            while len(server.requests) < kill_after and job.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.005)
-            assert job.poll() is None, "the run finished before it could be killed"
-            job.send_signal(signal.SIGKILL)
-            job.wait()
-            kills += 1
-        subprocess.run(command, env=env, check=True, capture_output=True, timeout=300)
+            while len(server.requests) < kill_after and run.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.002)
+            assert run.poll() is None, "the run finished before it could be killed"
+            run.send_signal(signal.SIGKILL)
+            run.wait()
+            settle(server)
+            lost = len(server.requests) - cached(cache)   # paid, never stored: in flight at a kill
+        assert job(tmp_path / "out", cache).wait(300) == 0
         sent = len(server.requests)
-    minimum = ROWS * CALLS_PER_ROW
-    assert kills == 2
-    assert minimum <= sent <= minimum + kills * CONCURRENCY   # at most the in-flight requests are paid twice
-    result = datasets.load_from_disk(str(output))
-    assert result["coevol_output"] == [f"a{i} [edited]" for i in range(ROWS)]
-    assert result["coevol_error"] == [None] * ROWS
+
+    assert minimum == ROWS * CALLS_PER_ROW
+    assert sent == minimum + lost and cached(cache) == minimum
+    assert lost <= len(KILL_AFTER) * CONCURRENCY * max(num_proc, 1)
+    result, uninterrupted = (datasets.load_from_disk(str(tmp_path / name)) for name in ("out", "uninterrupted"))
+    assert result.to_list() == uninterrupted.to_list()
+    assert result["coevol_error"] == [None] * ROWS and result["coevol_output"][0] == "a0 [edited]"
+    print(f"num_proc={num_proc}: {len(KILL_AFTER)} kills, {sent} requests for {minimum} needed ({lost} lost in flight)")

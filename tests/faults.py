@@ -1,0 +1,65 @@
+"""Fault-injection scenarios, shared by tests/test_faults.py and scripts/fault_table.py: CoEvol over
+Alpaca rows against the fake server with faults injected at random, through `Dataset.map` and the
+real openai client."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import datasets
+from fake_openai import FakeOpenAI, coevol_replies, fault_kind, prefer_edit
+
+from hf_synth import LLM, CoEvolTransform
+
+FAST_RETRY = (("Retry-After", "0"),)  # keeps the suite fast; 429 without it is its own kind
+KINDS = {  # fault -> what a row's error says when the fault wins
+    ("status", 429, FAST_RETRY): "HTTP 429",
+    ("status", 429, ()): "HTTP 429",
+    ("status", 500, FAST_RETRY): "HTTP 500",
+    ("status", 502, FAST_RETRY): "HTTP 502",
+    ("status", 503, FAST_RETRY): "HTTP 503",
+    ("sleep", 2): "timed out",
+    "close": "connection failed",
+    "not_json": "not a chat completion (not JSON)",
+    "no_choices": "not a chat completion (no choices)",
+    "empty": "the reply was empty",
+    ("finish", "length"): "cut at max_tokens",
+    ("finish", "content_filter"): "content filter",
+}
+RETRIED = {kind for kind in KINDS if kind not in ("empty", ("finish", "length"), ("finish", "content_filter"))}
+MAX_RETRIES = 5
+
+
+@dataclass
+class Outcome:
+    faults: str
+    rows_in: int
+    rows_out: int
+    in_order: bool
+    rows_with_errors: int
+    errors: list
+    sent: int
+    minimum: int
+    injected: dict
+
+
+def alpaca(rows: int) -> datasets.Dataset:
+    return datasets.Dataset.from_dict({"id": list(range(rows)), "instruction": [f"Task {i}: say something" for i in range(rows)],
+                                       "input": [""] * rows, "output": [f"answer {i}" for i in range(rows)]})
+
+
+def run(kinds: list, rate: float = 0.3, rows: int = 20, seed: int = 0, mode: str = "full") -> Outcome:
+    """CoEvol (`mode`, one round) over `rows` rows with `kinds` of fault injected into `rate` of the
+    requests; `minimum` is what the same run sends with no fault."""
+    data = alpaca(rows)
+    transform = lambda llm: CoEvolTransform(llm, mode=mode, max_rounds=1, cache=False)  # noqa: E731
+    with FakeOpenAI(coevol_replies(prefer_edit)) as clean:
+        data.map(transform(LLM(model="m", base_url=clean.url)), batched=True, load_from_cache_file=False)
+        minimum = len(clean.requests)
+    with FakeOpenAI(coevol_replies(prefer_edit)) as server:
+        server.inject(rate, kinds, seed)
+        llm = LLM(model="m", base_url=server.url, timeout=0.5, max_retries=MAX_RETRIES)
+        out = data.map(transform(llm), batched=True, load_from_cache_file=False)
+    errors = [e for e in out["coevol_error"] if e is not None]
+    return Outcome(", ".join(fault_kind(k) for k in kinds) if len(kinds) < 3 else f"all {len(kinds)} kinds mixed",
+                   rows, len(out), out["id"] == data["id"], len(errors), errors, len(server.requests), minimum,
+                   dict(server.injected))

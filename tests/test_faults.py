@@ -1,0 +1,81 @@
+"""Faults injected into the fake endpoint, alone and mixed: every row comes out, in order, with a
+result or an error naming the cause; retries stay within their budgets; the run finishes."""
+import datasets
+import pytest
+from fake_openai import FakeOpenAI, coevol_replies, prefer_edit
+from faults import KINDS, MAX_RETRIES, RETRIED, alpaca, run
+
+from hf_synth import LLM, CoEvolTransform, EndpointError
+from hf_synth.runner import process_state
+
+
+@pytest.mark.parametrize("kind", list(KINDS), ids=[str(k) for k in KINDS])
+def test_each_fault_alone_at_30_percent(kind):
+    outcome = run([kind])
+    assert outcome.rows_out == outcome.rows_in and outcome.in_order
+    assert sum(outcome.injected.values()) > 0
+    assert all(KINDS[kind] in error for error in outcome.errors), outcome.errors
+    assert outcome.sent <= outcome.minimum * (MAX_RETRIES + 1)
+    if kind in RETRIED:
+        # P(six faults in a row) = 0.3^6: retries save (almost) every row
+        assert outcome.rows_with_errors <= 1
+        assert outcome.sent > outcome.minimum
+    else:
+        # never retried: the reply is kept in the cache and its row is marked
+        assert outcome.rows_with_errors > 0 and outcome.sent <= outcome.minimum
+
+
+def test_all_faults_mixed_at_30_percent():
+    outcome = run(list(KINDS), rows=30, seed=1)
+    assert outcome.rows_out == 30 and outcome.in_order
+    assert len(outcome.injected) >= 8
+    causes = tuple(KINDS.values())
+    assert all(any(cause in error for cause in causes) for error in outcome.errors), outcome.errors
+    assert outcome.sent <= outcome.minimum * (MAX_RETRIES + 1)
+
+
+def test_a_truncated_verdict_is_never_read_as_a_verdict():
+    # the judge's replies are cut: "<assistant 2>\nmore edits" cut in half still names a winner
+    with FakeOpenAI(coevol_replies(prefer_edit)) as server:
+        server.fault_for = lambda body: ("finish", "length") if "checking the quality" in str(body) else None
+        out = alpaca(3).map(CoEvolTransform(LLM(model="m", base_url=server.url), max_rounds=1), batched=True)
+    assert out["coevol_output"] == [None] * 3 and out["coevol_rounds"] == [None] * 3
+    assert all(e.startswith("LLM call failed: the reply was cut at max_tokens=1000") for e in out["coevol_error"])
+
+
+def test_an_endpoint_gone_bad_stops_the_run_and_keeps_what_finished(tmp_path):
+    rows = 200
+    with FakeOpenAI(coevol_replies(prefer_edit)) as server:
+        llm = LLM(model="m", base_url=server.url, max_concurrency=8)
+        done = alpaca(rows).select(range(50)).map(CoEvolTransform(llm, mode="edit", max_rounds=1), batched=True)
+        assert done["coevol_error"] == [None] * 50
+        paid = len(server.requests)
+
+        server.fault_for = lambda body: ("status", 500, {"Retry-After": "0"})  # the endpoint breaks
+        with pytest.raises(EndpointError, match=r"is failing: \d+ of the last \d+ requests failed after their retries"):
+            alpaca(rows).map(CoEvolTransform(llm, mode="edit", max_rounds=1), batched=True)
+        failed_run = len(server.requests) - paid
+        # it stops once half of the last 50 requests failed: at most 25 more failures of at most
+        # 6 attempts each, plus what was in flight; not 150 rows x 6 attempts
+        assert failed_run <= 25 * 6 + 8, failed_run
+
+        server.fault_for = None  # the endpoint recovers: finished requests are not paid again
+        before = len(server.requests)
+        out = alpaca(rows).map(CoEvolTransform(llm, mode="edit", max_rounds=1), batched=True)
+    assert out["coevol_error"] == [None] * rows
+    assert len(server.requests) - before == (rows - 50) * (paid // 50)
+
+
+def test_concurrency_adapts_to_a_rate_limited_endpoint():
+    rows = 60
+    with FakeOpenAI(coevol_replies(prefer_edit), latency=0.05) as server:
+        server.capacity = 6  # more at once get 429, without Retry-After
+        llm = LLM(model="m", base_url=server.url, max_concurrency=64, max_retries=10)
+        out = alpaca(rows).map(CoEvolTransform(llm, mode="edit", max_rounds=1), batched=True)
+    engine = next(e for e in process_state().engines.values() if e.llm == llm)
+    assert out["coevol_error"] == [None] * rows
+    limited = server.injected["HTTP 429"]
+    assert engine.limit.cuts >= 3 and engine.limit.limit < 64
+    # the first wave (all 60 rows at once) meets 54 refusals; then the run converges instead of
+    # hammering: a fixed limit of 64 would meet about as many again at every wave of retries
+    assert limited - (rows - server.capacity) <= 12, limited
