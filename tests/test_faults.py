@@ -1,6 +1,5 @@
 """Faults injected into the fake endpoint, alone and mixed: every row comes out, in order, with a
 result or an error naming the cause; retries stay within their budgets; the run finishes."""
-import datasets
 import pytest
 from fake_openai import FakeOpenAI, coevol_replies, prefer_edit
 from faults import KINDS, MAX_RETRIES, RETRIED, alpaca, run
