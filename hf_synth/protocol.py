@@ -24,14 +24,18 @@ def assistant(content: str) -> dict:
 @dataclass(frozen=True)
 class Chat:
     """One chat-completion request. `agent` names the role that speaks (it picks the role's LLM
-    and labels usage); `messages` is the OpenAI-style conversation sent to the model."""
+    and labels usage); `messages` is the OpenAI-style conversation sent to the model. `whole=False`
+    says a reply cut at max_tokens is still usable (a working note, recorded as it is); by default
+    a cut reply fails the request, so half a verdict or half an answer never passes for one."""
 
     agent: str
     messages: tuple[dict, ...]
+    whole: bool = True
 
-    def __init__(self, agent: str, messages):
+    def __init__(self, agent: str, messages, whole: bool = True):
         object.__setattr__(self, "agent", agent)
         object.__setattr__(self, "messages", tuple(messages))
+        object.__setattr__(self, "whole", whole)
 
 
 class Reply(str):

@@ -163,17 +163,18 @@ class Runner:
         usage.calls += 1
         usage.prompt_tokens += stored["prompt_tokens"]
         usage.completion_tokens += stored["completion_tokens"]
-        problem = unusable(stored, llm)
+        problem = unusable(stored, llm, chat.whole)
         if problem:
             raise CallFailed(problem)
         return Reply(stored["text"], stored["finish_reason"])
 
 
-def unusable(reply: dict, llm: LLM) -> str | None:
-    """Why a reply cannot be used, or None. A reply cut at `max_tokens` or withheld by a content
-    filter is never handed to a method: half a verdict must not pass for a verdict. Such replies are
-    cached like any other (the same request would get them again) and their row is marked."""
-    if reply["finish_reason"] == "length":
+def unusable(reply: dict, llm: LLM, whole: bool = True) -> str | None:
+    """Why a reply cannot be used, or None. A reply withheld by a content filter, empty, or cut at
+    `max_tokens` when the request needs it whole is never handed to a method: half a verdict must
+    not pass for a verdict. Such replies are cached like any other (the same request would get them
+    again) and their row is marked."""
+    if reply["finish_reason"] == "length" and whole:
         return (f"the reply was cut at max_tokens={llm.max_tokens} (finish_reason=length); "
                 "give the LLM a larger max_tokens")
     if reply["finish_reason"] == "content_filter":

@@ -97,11 +97,14 @@ def _debate(sample: Sample) -> Protocol:
     positive = [system(prompts.POSITIVE_ROLE), user(prompts.POSITIVE_FIRST_ROUND.format(sample=x))]
     critical = [system(prompts.CRITICAL_ROLE), user(prompts.CRITICAL_FIRST_ROUND.format(sample=x))]
     # Round 1, predetermined positions (Eqs. 5-6).
-    pos_pred, crt_pred = yield [Chat("positive", positive), Chat("critical", critical)]
+    # debate arguments and advice are working notes: a note cut at max_tokens is still used (whole=False)
+    pos_pred, crt_pred = yield [Chat("positive", positive, whole=False), Chat("critical", critical, whole=False)]
     # Round 2, free debate and cross-evaluation: each judges the other's review, remembering its own (Eqs. 7-8).
     pos_free, crt_free = yield [
-        Chat("positive", [*positive, assistant(pos_pred), user(prompts.SECOND_ROUND.format(other_review=crt_pred))]),
-        Chat("critical", [*critical, assistant(crt_pred), user(prompts.SECOND_ROUND.format(other_review=pos_pred))]),
+        Chat("positive", [*positive, assistant(pos_pred), user(prompts.SECOND_ROUND.format(other_review=crt_pred))],
+             whole=False),
+        Chat("critical", [*critical, assistant(crt_pred), user(prompts.SECOND_ROUND.format(other_review=pos_pred))],
+             whole=False),
     ]
     return Round(positive=pos_pred, critical=crt_pred, positive_free=pos_free, critical_free=crt_free)
 
@@ -111,7 +114,7 @@ def _advisor_after_debate(sample: Sample, debate: Round) -> Chat:
     prompt = prompts.ADVISOR_AFTER_DEBATE.format(
         task=sample.task, sample=sample.render(), positive=debate.positive, critical=debate.critical,
         positive_free=debate.positive_free, critical_free=debate.critical_free)
-    return Chat("advisor", [system(prompts.ADVISOR_ROLE), user(prompt)])
+    return Chat("advisor", [system(prompts.ADVISOR_ROLE), user(prompt)], whole=False)
 
 
 def _editor(sample: Sample, suggestions: str | None, with_previous: bool = True) -> Chat:
@@ -135,10 +138,10 @@ def _single_pass(sample: Sample, mode: str) -> Protocol:
         round_.suggestions = yield _advisor_after_debate(sample, round_)
     elif mode == "advise":
         prompt = prompts.ADVISOR_WITH_RESPONSE.format(task=sample.task, sample=sample.render())
-        round_.suggestions = yield Chat("advisor", [system(prompts.ADVISOR_ROLE), user(prompt)])
+        round_.suggestions = yield Chat("advisor", [system(prompts.ADVISOR_ROLE), user(prompt)], whole=False)
     elif mode == "advise_without_response":
         prompt = prompts.ADVISOR_WITHOUT_RESPONSE.format(task=sample.task, request=sample.request)
-        round_.suggestions = yield Chat("advisor", [system(prompts.ADVISOR_ROLE), user(prompt)])
+        round_.suggestions = yield Chat("advisor", [system(prompts.ADVISOR_ROLE), user(prompt)], whole=False)
     round_.edited = _extract_response((yield _editor(sample, round_.suggestions,
                                                      with_previous=mode != "advise_without_response")))
     round_.accepted = bool(round_.edited)
