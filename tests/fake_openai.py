@@ -40,6 +40,7 @@ class FakeOpenAI(LoopbackServer):
         self.headers: list[dict] = []
         self.faults: list = []           # consumed one per request, before random ones
         self.fault_for: Callable[[dict], object] | None = None  # a fault chosen by the request body, first of all
+        self.error_message: str | None = None  # the message of injected HTTP errors
         self.injected: Counter = Counter()  # faults served, by kind
         self.capacity: int | None = None
         self.in_flight = self.peak_in_flight = 0
@@ -95,7 +96,7 @@ class FakeOpenAI(LoopbackServer):
         if isinstance(fault, int):
             fault = ("status", fault, {})
         if fault and fault[0] == "status":
-            return web.json_response({"error": {"message": f"injected {fault[1]}", "type": "server_error"}},
+            return web.json_response({"error": {"message": self.error_message or f"injected {fault[1]}", "type": "server_error"}},
                                      status=fault[1], headers=dict(fault[2]))
         if fault and fault[0] == "sleep":
             await asyncio.sleep(fault[1])

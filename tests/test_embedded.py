@@ -8,9 +8,14 @@ from hf_synth.runner import stats
 pytestmark = pytest.mark.embedded
 
 
+def cut(max_tokens: int) -> str:
+    return (f"LLM call failed: the reply was cut at max_tokens={max_tokens} (finish_reason=length); "
+            "give the LLM a larger max_tokens")
+
+
 def test_coevol_runs_on_the_embedded_model():
     ds = datasets.Dataset.from_dict({"instruction": ["Why is the sky blue?"], "output": ["Because of the ocean."]})
-    transform = CoEvolTransform(LLM(max_tokens=48), max_rounds=1)
+    transform = CoEvolTransform(LLM(max_tokens=160, extra_body={"stop": ["\n"]}), max_rounds=1)
     out = ds.map(transform, batched=True)
     row = out[0]
     assert row["coevol_error"] is None
@@ -23,7 +28,7 @@ def test_coevol_runs_on_the_embedded_model():
     if None in round_["parsed_verdicts"]:
         assert row["coevol_output"] == "Because of the ocean." and row["coevol_rounds"] == 0
     sent = stats().sent
-    again = ds.map(CoEvolTransform(LLM(max_tokens=48), max_rounds=1), batched=True)
+    again = ds.map(CoEvolTransform(LLM(max_tokens=160, extra_body={"stop": ["\n"]}), max_rounds=1), batched=True)
     assert stats().sent == sent and again.to_list() == out.to_list()
 
 
@@ -42,9 +47,10 @@ def test_review_instruct_runs_on_the_embedded_model():
             assert row["review_usage"]["calls"] == 4
             assert messages[2]["content"] == row["review_trace"][0]["next_instruction"]
         else:
-            # a 135M model may not follow the Chairman's format: the row is then kept and marked
-            assert row["review_error"] == "the Chairman wrote no next question in round 1"
-            assert row["review_usage"]["calls"] == 3 and row["review_messages"] is None
+            # a 135M model may not follow the Chairman's format, or rambles past max_tokens (a cut
+            # reply is never used): the row is then kept and marked
+            assert row["review_error"] in ("the Chairman wrote no next question in round 1", cut(64))
+            assert 1 <= row["review_usage"]["calls"] <= 3 and row["review_messages"] is None
     sent = stats().sent
     assert seeds.map(make(), batched=True).to_list() == out.to_list() and stats().sent == sent
 
@@ -69,16 +75,20 @@ def test_r2s_runs_on_the_embedded_model_in_english_and_chinese():
             for span in (s for t in row["r2s_cod"] for s in t["find"]):
                 assert span["grounded"] == (span["match"] is not None)
         else:
-            # a 135M model may not follow the questioner's format: the row is then kept and marked
-            assert row["r2s_error"].endswith("the questioner's reply held no 'User:' line")
+            # a 135M model may not follow the questioner's format, or rambles past max_tokens: the
+            # row is then kept and marked
+            assert row["r2s_error"].endswith(("the questioner's reply held no 'User:' line", cut(64)))
             assert row["r2s_messages"] is None and row["r2s_usage"]["calls"] >= 1
     sent = stats().sent
     assert docs.map(make(), batched=True).to_list() == out.to_list() and stats().sent == sent
     scored = out.map(DialogueEvalTransform(LLM(max_tokens=96)), batched=True)
     for row in scored:
         if row["r2s_error"] is None:
-            assert row["eval_error"] is None and 0 <= row["eval_coverage"] <= 100
-            # whatever the small judge wrote, a score is either absent or on the scale
-            assert all(row[f"eval_{m}"] is None or 1 <= row[f"eval_{m}"] <= 5 for m in ("info", "ud", "cs"))
+            if row["eval_error"] is None:
+                assert 0 <= row["eval_coverage"] <= 100
+                # whatever the small judge wrote, a score is either absent or on the scale
+                assert all(row[f"eval_{m}"] is None or 1 <= row[f"eval_{m}"] <= 5 for m in ("info", "ud", "cs"))
+            else:
+                assert row["eval_error"] == cut(96)
         else:
             assert row["eval_error"].startswith("conversation is None")
