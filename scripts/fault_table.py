@@ -1,6 +1,6 @@
 """Print the reliability table of docs/reliability.md: CoEvol (full mode, one round, 8 calls a row)
-over 20 rows with each kind of fault injected into 30% of the requests, all kinds mixed, a
-rate-limited endpoint, and runs killed with SIGKILL at three points.
+over 20 rows with each kind of fault injected into 30% of the requests, all kinds mixed (also for
+ReviewInstruct and R2S), a rate-limited endpoint, and runs killed with SIGKILL at three points.
 
     python scripts/fault_table.py
 """
@@ -24,9 +24,10 @@ def main() -> None:
     print("| faults injected (30% of requests) | injected | rows in | rows out, in order | rows with errors "
           "| requests sent / minimum |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for kinds in [[kind] for kind in KINDS] + [list(KINDS)]:
-        o = run(kinds, rows=20 if len(kinds) == 1 else 30, seed=1)
-        print(f"| {o.faults} | {sum(o.injected.values())} | {o.rows_in} | {o.rows_out}{', yes' if o.in_order else ', NO'} "
+    scenarios = [([kind], "coevol") for kind in KINDS] + [(list(KINDS), m) for m in ("coevol", "review", "r2s")]
+    for kinds, method in scenarios:
+        o = run(kinds, rows=20 if len(kinds) == 1 else 30, seed=1, method=method)
+        print(f"| {o.faults}{'' if method == 'coevol' else f' ({method})'} | {sum(o.injected.values())} | {o.rows_in} | {o.rows_out}{', yes' if o.in_order else ', NO'} "
               f"| {o.rows_with_errors} | {o.sent} / {o.minimum} |")
 
     with FakeOpenAI(coevol_replies(prefer_edit), latency=0.05) as server:

@@ -3,12 +3,14 @@ Alpaca rows against the fake server with faults injected at random, through `Dat
 real openai client."""
 from __future__ import annotations
 
+import json
+from collections import Counter
 from dataclasses import dataclass
 
 import datasets
-from fake_openai import FakeOpenAI, coevol_replies, fault_kind, prefer_edit
+from fake_openai import FakeOpenAI, coevol_replies, fault_kind, prefer_edit, r2s_replies, review_replies
 
-from hf_synth import LLM, CoEvolTransform
+from hf_synth import LLM, CoEvolTransform, R2STransform, ReviewInstructTransform
 
 FAST_RETRY = (("Retry-After", "0"),)  # keeps the suite fast; 429 without it is its own kind
 KINDS = {  # fault -> what a row's error says when the fault wins
@@ -39,6 +41,7 @@ class Outcome:
     errors: list
     sent: int
     minimum: int
+    max_attempts: int   # the most times one request was sent
     injected: dict
 
 
@@ -47,19 +50,34 @@ def alpaca(rows: int) -> datasets.Dataset:
                                        "input": [""] * rows, "output": [f"answer {i}" for i in range(rows)]})
 
 
-def run(kinds: list, rate: float = 0.3, rows: int = 20, seed: int = 0, mode: str = "full") -> Outcome:
-    """CoEvol (`mode`, one round) over `rows` rows with `kinds` of fault injected into `rate` of the
-    requests; `minimum` is what the same run sends with no fault."""
-    data = alpaca(rows)
-    transform = lambda llm: CoEvolTransform(llm, mode=mode, max_rounds=1, cache=False)  # noqa: E731
-    with FakeOpenAI(coevol_replies(prefer_edit)) as clean:
+def documents(rows: int) -> datasets.Dataset:
+    return datasets.Dataset.from_dict({"id": list(range(rows)), "text": [
+        f"Town {i} lies on a river. It has {i} bridges. Its market opens on Mondays." for i in range(rows)]})
+
+
+METHODS = {  # method -> (transform, replies, data)
+    "coevol": (lambda llm: CoEvolTransform(llm, max_rounds=1, cache=False), lambda: coevol_replies(prefer_edit), alpaca),
+    "review": (lambda llm: ReviewInstructTransform(llm, rounds=2, cache=False), review_replies, alpaca),
+    "r2s": (lambda llm: R2STransform(llm, turns=2, cache=False), r2s_replies, documents),
+}
+
+
+def run(kinds: list, rate: float = 0.3, rows: int = 20, seed: int = 0, method: str = "coevol") -> Outcome:
+    """`method` (CoEvol full mode, one round; ReviewInstruct, 2 rounds; R2S, 2 turns) over `rows` rows
+    with `kinds` of fault injected into `rate` of the requests; `minimum` is what the same run sends
+    with no fault."""
+    transform, replies, rows_of = METHODS[method]
+    data = rows_of(rows)
+    with FakeOpenAI(replies()) as clean:
         data.map(transform(LLM(model="m", base_url=clean.url)), batched=True, load_from_cache_file=False)
         minimum = len(clean.requests)
-    with FakeOpenAI(coevol_replies(prefer_edit)) as server:
+    with FakeOpenAI(replies()) as server:
         server.inject(rate, kinds, seed)
         llm = LLM(model="m", base_url=server.url, timeout=0.5, max_retries=MAX_RETRIES)
-        out = data.map(transform(llm), batched=True, load_from_cache_file=False)
-    errors = [e for e in out["coevol_error"] if e is not None]
+        step = transform(llm)
+        out = data.map(step, batched=True, load_from_cache_file=False)
+    errors = [e for e in out[f"{step.prefix}_error"] if e is not None]
     return Outcome(", ".join(fault_kind(k) for k in kinds) if len(kinds) < 3 else f"all {len(kinds)} kinds mixed",
                    rows, len(out), out["id"] == data["id"], len(errors), errors, len(server.requests), minimum,
+                   max(Counter(json.dumps(body["messages"]) for body in server.requests).values()),
                    dict(server.injected))
