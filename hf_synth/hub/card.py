@@ -74,11 +74,7 @@ def build_card(dataset, transform=None, *, recipe: dict[str, Any] | None = None,
     neither is known, pass `license="other"` and describe the terms. `language` defaults to the
     source's too. `analysis` is a `hf_synth.analysis.Report` whose tables and figures the card embeds
     (`write_repo` and `publish` make one)."""
-    if recipe is None:
-        if transform is None:
-            raise ValueError("build_card needs the transform that made the dataset (transform=) or a recipe=")
-        steps = list(transform) if isinstance(transform, (list, tuple)) else [transform]
-        recipe = recipes.make(steps, source=source, split=split)
+    recipe = recipe_of(transform, recipe, source, split)
     source = source or recipe["input"].get("source")
     steps = recipes.transforms(recipe, cache=False)
     method = next((step.prefix for step in steps if step.prefix in METHODS), None)
@@ -111,6 +107,16 @@ def build_card(dataset, transform=None, *, recipe: dict[str, Any] | None = None,
     return DatasetCard(content)
 
 
+def recipe_of(transform, recipe, source, split) -> dict[str, Any]:
+    """`recipe`, or the recipe of `transform` (one or the list of steps mapped in order)."""
+    if recipe is not None:
+        return recipe
+    if transform is None:
+        raise ValueError("pass the transform that made the dataset (transform=) or a recipe=")
+    steps = list(transform) if isinstance(transform, (list, tuple)) else [transform]
+    return recipes.make(steps, source=source, split=split)
+
+
 def _license_and_language(source, license, language) -> tuple[str, list[str] | None, str | None]:
     language = [language] if isinstance(language, str) else list(language) if language else None
     license_from = None
@@ -136,11 +142,9 @@ def _license_and_language(source, license, language) -> tuple[str, list[str] | N
 
 
 def _step(step) -> dict[str, Any]:
-    agents = {"all agents": step.llm, **step.llms} if step.llms else {"all agents": step.llm}
+    agents = [("the others" if step.llms else "all agents", step.llm), *sorted(step.llms.items())]
     models = [{"agent": agent, "model": llm.model or llm.endpoint_id, "kind": llm.kind, **llm.sampling(),
-               "seed": llm.seed} for agent, llm in agents.items()]
-    if step.llms:
-        models[0]["agent"] = "the others"
+               "seed": llm.seed} for agent, llm in agents]
     return {"name": type(step).__name__, "models": models, "prompts": step.prompt_templates(),
             "options_json": json.dumps(step.options(), indent=2, ensure_ascii=False)}
 

@@ -14,7 +14,7 @@ import datasets
 
 from .. import recipe as recipes
 from ..errors import HFSynthError
-from .card import DATA_FILES, build_card
+from .card import DATA_FILES, build_card, recipe_of
 from .client import hub_api, plain_errors
 
 logger = logging.getLogger(__name__)
@@ -33,11 +33,7 @@ def write_repo(dataset: datasets.Dataset, folder, transform=None, *, recipe: dic
     if not isinstance(dataset, datasets.Dataset):
         raise TypeError(f"write_repo takes one split (a datasets.Dataset), not a {type(dataset).__name__}: "
                         "publish ds['train']")
-    if recipe is None:
-        if transform is None:
-            raise ValueError("write_repo needs the transform that made the dataset (transform=) or a recipe=")
-        steps = list(transform) if isinstance(transform, (list, tuple)) else [transform]
-        recipe = recipes.make(steps, source=source, split=split)
+    recipe = recipe_of(transform, recipe, source, split)
     folder = Path(folder)
     for stale in (folder / "data", folder / ANALYSIS):  # what an earlier write left: shard counts change
         shutil.rmtree(stale, ignore_errors=True)
