@@ -64,7 +64,9 @@ def test_an_endpoint_gone_bad_stops_the_run_and_keeps_what_finished(tmp_path):
         before = len(server.requests)
         out = alpaca(rows).map(CoEvolTransform(llm, mode="edit", max_rounds=1), batched=True)
     assert out["coevol_error"] == [None] * rows
-    assert len(server.requests) - before == (rows - 50) * (paid // 50)
+    # the 150 rows not done yet, plus at most the 8 requests in flight when the run stopped, which can
+    # reach the server after it did
+    assert 0 <= len(server.requests) - before - (rows - 50) * (paid // 50) <= 8
 
 
 def test_concurrency_adapts_to_a_rate_limited_endpoint():
