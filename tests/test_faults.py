@@ -81,4 +81,4 @@ def test_concurrency_adapts_to_a_rate_limited_endpoint():
     assert engine.limit.cuts >= 3 and engine.limit.limit < 64
     # the first wave (all 60 rows at once) meets 54 refusals; then the run converges instead of
     # hammering: a fixed limit of 64 would meet about as many again at every wave of retries
-    assert limited - (rows - server.capacity) <= 12, limited
+    assert limited - (rows - server.capacity) <= 20, limited
