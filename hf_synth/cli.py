@@ -94,12 +94,11 @@ def _run(args, steps, title: str):
 def _publish(dataset, recipe, repo_id: str, args, folder=None) -> None:
     from .hub import publish, write_repo
 
-    options = dict(recipe=recipe, license=args.license, language=args.language, repo_id=repo_id)
+    card = dict(recipe=recipe, license=args.license, language=args.language)
     if getattr(args, "local_only", False):
-        print(f"repository folder written to {write_repo(dataset, folder, **options)}")
-        return
-    del options["repo_id"]
-    print(f"published: {publish(dataset, repo_id, private=args.private or None, folder=folder, **options)}")
+        print(f"repository folder written to {write_repo(dataset, folder, repo_id=repo_id, **card)}")
+    else:
+        print(f"published: {publish(dataset, repo_id, private=args.private or None, folder=folder, **card)}")
 
 
 def _publish_command(args) -> None:
