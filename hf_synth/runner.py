@@ -108,6 +108,9 @@ class Runner:
             for task in tasks:
                 task.cancel()
             raise
+        finally:
+            if self._cache is not None:
+                self._cache.flush()
 
     async def _drive(self, protocol: Protocol) -> Outcome:
         outcome = Outcome()

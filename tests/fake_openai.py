@@ -31,8 +31,9 @@ class FakeOpenAI(LoopbackServer):
     path = "/v1"
 
     def __init__(self, reply: Callable[[list[dict]], str] = lambda messages: "ok", latency: float = 0.0,
-                 api_key: str | None = None, model: str = "fake-model"):
+                 api_key: str | None = None, model: str = "fake-model", record: bool = True):
         self.reply = reply
+        self.record = record  # keep every request (benchmarks of millions of requests don't)
         self.latency = latency
         self.api_key = api_key
         self.model = model
@@ -77,8 +78,9 @@ class FakeOpenAI(LoopbackServer):
     async def _chat(self, request: web.Request):
         body = await request.json()
         with self._lock:
-            self.requests.append(body)
-            self.headers.append(dict(request.headers))
+            if self.record:
+                self.requests.append(body)
+                self.headers.append(dict(request.headers))
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
@@ -235,3 +237,23 @@ def r2s_replies() -> Callable:
                              + ["Dialogue: CS=5 CO=4 IA=3 CR=60%"])
         return "ok"
     return reply
+
+
+def main() -> None:
+    """Serve in a process of its own, so that a benchmark's client does not share its CPU: prints
+    the address, then serves until killed."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before every reply")
+    parser.add_argument("--replies", choices=("coevol", "echo"), default="coevol",
+                        help="coevol: CoEvol agents' replies, every edit accepted; echo: the last message back")
+    args = parser.parse_args()
+    reply = coevol_replies(prefer_edit) if args.replies == "coevol" else lambda messages: messages[-1]["content"]
+    server = FakeOpenAI(reply, latency=args.latency, record=False).start()
+    print(server.url, flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

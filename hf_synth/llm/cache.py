@@ -1,11 +1,15 @@
 """The request cache: every completed request is stored on disk the moment it completes, so a
 re-run makes no calls and a run killed halfway pays only for what had not completed.
 
+Replies that complete in the same turn of the event loop are written in one transaction, at the end
+of that turn: as durable as one write per reply, for a fraction of the CPU.
+
 Keyed by a canonical hash of who answers and what was asked (endpoint, model, sampling parameters,
 messages), never by the API key. SQLite in WAL mode lets several `num_proc` workers share it.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -41,17 +45,37 @@ class RequestCache:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._pending: dict[str, str] = {}
 
     def get(self, key: str) -> dict | None:
+        if key in self._pending:
+            return json.loads(self._pending[key])
         row = self._db.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def put(self, key: str, reply: dict) -> None:
-        self._db.execute("INSERT OR REPLACE INTO replies (key, reply) VALUES (?, ?)",
-                         (key, json.dumps(reply, ensure_ascii=False)))
+        self._pending[key] = json.dumps(reply, ensure_ascii=False)
+        if len(self._pending) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop: nothing else can complete in this turn
+                self.flush()
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany("INSERT OR REPLACE INTO replies (key, reply) VALUES (?, ?)", pending.items())
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
 
     def close(self) -> None:
+        self.flush()
         self._db.close()

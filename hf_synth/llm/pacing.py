@@ -19,20 +19,36 @@ class AdaptiveLimit:
         self.in_flight = 0
         self.cuts = 0
         self._cut_at = float("-inf")
-        self._free = asyncio.Condition()
+        self._waiting: deque[asyncio.Future] = deque()  # first come, first served
 
     @asynccontextmanager
     async def slot(self):
         """Hold a slot for one attempt; yields the time it was sent."""
-        async with self._free:
-            await self._free.wait_for(lambda: self.in_flight < int(self.limit))
+        if self.in_flight >= int(self.limit) or self._waiting:
+            # A freed slot is handed to one waiter, not announced to all: with thousands of rows
+            # waiting, waking them all on every reply would cost more CPU than the requests.
+            ready = asyncio.get_running_loop().create_future()
+            self._waiting.append(ready)
+            try:
+                await ready
+            except asyncio.CancelledError:
+                if ready.done() and not ready.cancelled():
+                    self._release()  # it was handed a slot it will not use
+                raise
+        else:
             self.in_flight += 1
         try:
             yield time.monotonic()
         finally:
-            async with self._free:
-                self.in_flight -= 1
-                self._free.notify_all()
+            self._release()
+
+    def _release(self) -> None:
+        self.in_flight -= 1
+        while self._waiting and self.in_flight < int(self.limit):
+            ready = self._waiting.popleft()
+            if not ready.done():  # a cancelled waiter is skipped
+                self.in_flight += 1
+                ready.set_result(None)
 
     def rate_limited(self, sent_at: float) -> None:
         if sent_at >= self._cut_at:

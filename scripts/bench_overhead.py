@@ -1,0 +1,88 @@
+"""Overhead per call: requests per second the whole stack sustains on one process (Dataset.map →
+CoEvolTransform → runner → request cache → engine → openai SDK) against a bare aiohttp loop sending
+the same requests, both to the fake server (latency 0) in a process of its own.
+
+Usage: python scripts/bench_overhead.py [--rows 5000] [--concurrency 64] [--profile]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import os
+import pstats
+import sys
+import tempfile
+
+import aiohttp
+import datasets
+from benchlib import fake_server, machine, sample_rows, table, timed
+
+from hf_synth import LLM, CoEvolTransform
+from hf_synth.llm import loop
+from hf_synth.runner import stats
+
+
+async def bare_loop(url: str, bodies: list[dict], concurrency: int) -> None:
+    """The least a client can do: POST each body, parse the JSON, take the text."""
+    async with aiohttp.ClientSession() as session:
+        free = asyncio.Semaphore(concurrency)
+
+        async def one(body):
+            async with free:
+                async with session.post(f"{url}/chat/completions", json=body) as response:
+                    return (await response.json())["choices"][0]["message"]["content"]
+
+        await asyncio.gather(*(one(body) for body in bodies))
+
+
+def requests_of(transform: CoEvolTransform, rows: dict, llm: LLM) -> list[dict]:
+    """The request bodies the transform sends for `rows` in edit mode (one per row)."""
+    transform.input_columns(list(rows))
+    return [{"model": llm.model, "messages": list(next(transform.protocol(dict(zip(rows, values)))).messages),
+             **llm.sampling()} for values in zip(*rows.values())]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--profile", action="store_true", help="print where the stack's CPU goes")
+    args = parser.parse_args()
+    datasets.disable_progress_bars()
+    os.environ["HF_SYNTH_CACHE"] = tempfile.mkdtemp(prefix="hf_synth_bench_")
+    rows = sample_rows(args.rows)
+    with fake_server(replies="echo") as url:
+        llm = LLM(model="m", base_url=url, max_concurrency=args.concurrency)
+        transform = CoEvolTransform(llm, mode="edit")
+        bodies = requests_of(transform, rows, llm)
+        asyncio.run(bare_loop(url, bodies[:500], args.concurrency))  # warm up the server
+        with timed() as bare:
+            asyncio.run(bare_loop(url, bodies, args.concurrency))
+
+        dataset = datasets.Dataset.from_dict(rows)
+        dataset.select(range(100)).map(CoEvolTransform(llm, mode="edit", cache=False), batched=True)  # warm up
+        profiler = cProfile.Profile()
+        if args.profile:  # the engine runs on the process loop's thread: profile that thread
+            asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop.process_loop()).result()
+            loop.process_loop().call_soon_threadsafe(profiler.enable)
+        sent = stats().sent
+        with timed() as stack:
+            out = dataset.map(transform, batched=True, batch_size=1000)
+        if args.profile:
+            loop.process_loop().call_soon_threadsafe(profiler.disable)
+        sent = stats().sent - sent
+    assert sent == args.rows and out["coevol_error"].count(None) == args.rows, "every row must be served"
+    print(machine(), file=sys.stderr)
+    ratio = (args.rows / stack["wall"]) / (args.rows / bare["wall"])
+    print(table(["client", "requests", "wall s", "requests/s", "CPU ms/request", "vs bare loop"], [
+        ["bare aiohttp loop", args.rows, bare["wall"], args.rows / bare["wall"], 1000 * bare["cpu"] / args.rows, 1.0],
+        ["hf_synth (Dataset.map, CoEvol edit)", sent, stack["wall"], sent / stack["wall"],
+         1000 * stack["cpu"] / sent, ratio],
+    ]))
+    if args.profile:
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(35)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""The adaptive concurrency limit: slots are handed out first come, first served, never more than the
+limit at once, and a waiter cancelled before or after it was handed a slot does not lose one."""
+import asyncio
+
+from hf_synth.llm.pacing import AdaptiveLimit
+
+
+def test_slots_go_in_arrival_order_and_never_beyond_the_limit():
+    async def scenario():
+        limit = AdaptiveLimit(3)
+        order, peak = [], 0
+
+        async def request(n):
+            nonlocal peak
+            async with limit.slot():
+                order.append(n)
+                peak = max(peak, limit.in_flight)
+                await asyncio.sleep(0.001 * (n % 4))
+
+        await asyncio.gather(*(request(n) for n in range(40)))
+        return limit, order, peak
+
+    limit, order, peak = asyncio.run(scenario())
+    assert order == list(range(40))
+    assert peak == 3 and limit.in_flight == 0
+
+
+def test_a_cut_limit_admits_fewer_and_cancelled_waiters_give_their_slot_back():
+    async def scenario():
+        limit = AdaptiveLimit(4)
+        release = asyncio.Event()
+        held = []
+
+        async def hold():
+            async with limit.slot():
+                held.append(limit.in_flight)
+                await release.wait()
+
+        holders = [asyncio.create_task(hold()) for _ in range(4)]
+        await asyncio.sleep(0)
+        limit.rate_limited(sent_at=0.0)   # halved to 2: four still in flight, none admitted
+        waiters = [asyncio.create_task(hold()) for _ in range(3)]
+        await asyncio.sleep(0.01)
+        assert limit.limit == 2 and limit.in_flight == 4 and len(held) == 4
+        waiters[0].cancel()               # cancelled while waiting
+        release.set()
+        await asyncio.gather(*holders, *waiters[1:])
+        return limit, held
+
+    limit, held = asyncio.run(scenario())
+    assert limit.in_flight == 0
+    assert len(held) == 6 and max(held[4:]) <= 2
