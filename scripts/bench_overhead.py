@@ -16,7 +16,7 @@ import tempfile
 
 import aiohttp
 import datasets
-from benchlib import fake_server, machine, sample_rows, table, timed
+from benchlib import edit_requests, fake_server, machine, sample_rows, table, timed
 
 from hf_synth import LLM, CoEvolTransform
 from hf_synth.llm import loop
@@ -36,13 +36,6 @@ async def bare_loop(url: str, bodies: list[dict], concurrency: int) -> None:
         await asyncio.gather(*(one(body) for body in bodies))
 
 
-def requests_of(transform: CoEvolTransform, rows: dict, llm: LLM) -> list[dict]:
-    """The request bodies the transform sends for `rows` in edit mode (one per row)."""
-    transform.input_columns(list(rows))
-    return [{"model": llm.model, "messages": list(next(transform.protocol(dict(zip(rows, values)))).messages),
-             **llm.sampling()} for values in zip(*rows.values())]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=5000)
@@ -55,7 +48,7 @@ def main() -> None:
     with fake_server(replies="echo") as url:
         llm = LLM(model="m", base_url=url, max_concurrency=args.concurrency)
         transform = CoEvolTransform(llm, mode="edit")
-        bodies = requests_of(transform, rows, llm)
+        bodies = [{"model": llm.model, "messages": messages, **llm.sampling()} for messages in edit_requests(rows)]
         asyncio.run(bare_loop(url, bodies[:500], args.concurrency))  # warm up the server
         with timed() as bare:
             asyncio.run(bare_loop(url, bodies, args.concurrency))

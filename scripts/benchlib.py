@@ -38,6 +38,15 @@ def sample_rows(count: int) -> dict[str, list]:
             "input": [row["input"] for row in picked], "output": [row["output"] for row in picked]}
 
 
+def edit_requests(rows: dict[str, list]) -> list[list[dict]]:
+    """The messages CoEvol's `edit` mode sends for each of `rows` (one request per row)."""
+    from hf_synth import CoEvolTransform
+
+    transform = CoEvolTransform(mode="edit")
+    transform.input_columns(list(rows))
+    return [list(next(transform.protocol(dict(zip(rows, values)))).messages) for values in zip(*rows.values())]
+
+
 @contextmanager
 def timed():
     """Measures wall time and this process's CPU time (both threads) of the block."""

@@ -249,7 +249,7 @@ def main() -> None:
     parser.add_argument("--replies", choices=("coevol", "echo"), default="coevol",
                         help="coevol: CoEvol agents' replies, every edit accepted; echo: the last message back")
     args = parser.parse_args()
-    reply = coevol_replies(prefer_edit) if args.replies == "coevol" else lambda messages: messages[-1]["content"]
+    reply = coevol_replies(prefer_edit) if args.replies == "coevol" else lambda messages: messages[-1]["content"] if messages else "ok"
     server = FakeOpenAI(reply, latency=args.latency, record=False).start()
     print(server.url, flush=True)
     threading.Event().wait()
