@@ -8,6 +8,7 @@ import platform
 import resource
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from importlib.metadata import version
@@ -64,6 +65,32 @@ def children_cpu() -> float:
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextmanager
+def memory_peaks(every: float = 0.02):
+    """Samples this process's resident memory during the block; yields a dict that then holds the
+    peaks, in MiB, of its anonymous part (heap: Python objects, buffers) and of its file-backed part
+    (memory-mapped files such as Arrow tables, and loaded libraries)."""
+    peaks = {"anon": 0.0, "file": 0.0}
+    stop = threading.Event()
+
+    def sample():
+        while True:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                for name, field in (("anon", "RssAnon:"), ("file", "RssFile:")):
+                    if line.startswith(field):
+                        peaks[name] = max(peaks[name], int(line.split()[1]) / 1024)
+            if stop.wait(every):
+                return
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield peaks
+    finally:
+        stop.set()
+        sampler.join()
 
 
 def machine() -> str:
