@@ -17,12 +17,17 @@ from .methods.coevol import MAX_ROUNDS, MODES
 def _llm_arguments(parser: argparse.ArgumentParser, temperature: float = 0.0) -> None:
     group = parser.add_argument_group("LLM endpoint (default: the embedded local model)")
     group.add_argument("--model", help="model name, e.g. gpt-4o-mini")
-    group.add_argument("--base-url", help="OpenAI-compatible base URL, e.g. http://host:8000/v1 (vLLM)")
+    group.add_argument("--base-url", action="append",
+                       help="OpenAI-compatible base URL, e.g. http://host:8000/v1 (vLLM); repeat it for replicas "
+                            "of the same model, which share the load")
     group.add_argument("--temperature", type=float, default=temperature, help=f"default: {temperature}")
     group.add_argument("--top-p", type=float, default=1.0)
     group.add_argument("--max-tokens", type=int, default=1000)
     group.add_argument("--seed", type=int)
-    group.add_argument("--max-concurrency", type=int, default=64)
+    group.add_argument("--max-concurrency", type=int, default=64,
+                       help="requests in flight at most, per replica, for the whole run (divided among --num-proc workers)")
+    group.add_argument("--requests-per-minute", type=int, help="a hosted API's request budget for the whole run")
+    group.add_argument("--tokens-per-minute", type=int, help="a hosted API's token budget for the whole run")
     group.add_argument("--timeout", type=float, default=600.0, help="seconds per request")
     group.add_argument("--max-retries", type=int, default=5)
     _key_and_cache_arguments(group)
@@ -46,9 +51,17 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _llm(args) -> LLM:
-    return LLM(model=args.model, base_url=args.base_url, api_key=os.environ.get(args.api_key_env),
+    # Limits are for the whole run; each Dataset.map worker process enforces its share.
+    workers = getattr(args, "num_proc", None) or 1
+
+    def share(limit):
+        return limit and max(1, limit // workers)
+
+    base_url = args.base_url[0] if args.base_url and len(args.base_url) == 1 else args.base_url
+    return LLM(model=args.model, base_url=base_url, api_key=os.environ.get(args.api_key_env),
                temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed,
-               max_concurrency=args.max_concurrency, timeout=args.timeout, max_retries=args.max_retries)
+               max_concurrency=share(args.max_concurrency), timeout=args.timeout, max_retries=args.max_retries,
+               requests_per_minute=share(args.requests_per_minute), tokens_per_minute=share(args.tokens_per_minute))
 
 
 def _cache(args):

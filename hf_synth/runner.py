@@ -13,10 +13,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .errors import HFSynthError
+from .errors import EndpointError, HFSynthError
 from .llm.cache import RequestCache, request_key
 from .llm.config import LLM
-from .llm.engine import Engine
+from .llm.engine import Completion, Engine
+from .llm.local import embedded_servers
+from .llm.pacing import RateBudget
 from .protocol import CallFailed, Chat, Protocol, Reply, RowError
 
 
@@ -56,7 +58,7 @@ class _Process:
 
     def __init__(self):
         self.pid = os.getpid()
-        self.engines: dict[str, Engine] = {}
+        self.engines: dict[str, list[Engine]] = {}  # by LLM: one per replica
         self.caches: dict[str, RequestCache] = {}
         self.stats = RunStats()
 
@@ -90,17 +92,34 @@ class Runner:
                 state.caches[folder] = RequestCache(folder or None)
             self._cache = state.caches[folder]
 
-    def _engine(self, llm: LLM) -> Engine:
+    def _engines(self, llm: LLM) -> list[Engine]:
+        """One engine per replica of `llm`, made once per process."""
         # the key is part of who we are to the endpoint (in memory only: a new key, a new client)
         key = json.dumps([llm.__dict__, llm.api_key], sort_keys=True, default=str)
-        engine = self._state.engines.get(key)
-        if engine is None:
-            engine = self._state.engines[key] = Engine(llm)
-        return engine
+        engines = self._state.engines.get(key)
+        if engines is None:
+            budget = (RateBudget(llm.requests_per_minute, llm.tokens_per_minute, llm.max_tokens)
+                      if llm.requests_per_minute or llm.tokens_per_minute else None)
+            urls = llm.replicas or [None] * embedded_servers()  # the embedded model runs one server per core
+            engines = self._state.engines[key] = [Engine(llm, url, budget, replica) for replica, url in enumerate(urls)]
+        return engines
+
+    async def _complete(self, llm: LLM, messages) -> Completion:
+        """Sends to the replica with the fewest outstanding requests among those that can still serve
+        this run; a replica that cannot passes the request on, until none is left."""
+        engines = self._engines(llm)
+        while True:
+            serving = [engine for engine in engines if engine.fatal is None] or engines[:1]
+            try:
+                return await min(serving, key=lambda engine: engine.limit.outstanding).complete(messages)
+            except EndpointError:
+                if all(engine.fatal is not None for engine in engines):
+                    raise
 
     async def run(self, protocols: list[Protocol]) -> list[Outcome]:
-        for engine in self._state.engines.values():
-            engine.fatal = None  # every run gives every endpoint a new chance
+        for engines in self._state.engines.values():
+            for engine in engines:
+                engine.fatal = None  # every run gives every endpoint a new chance
         tasks = [asyncio.ensure_future(self._drive(p)) for p in protocols]
         try:
             return list(await asyncio.gather(*tasks))
@@ -151,7 +170,7 @@ class Runner:
         stored = self._cache.get(key) if key else None
         if stored is None:
             try:
-                completion = await self._engine(llm).complete(chat.messages)
+                completion = await self._complete(llm, chat.messages)
             except CallFailed:
                 stats.failed += 1
                 raise

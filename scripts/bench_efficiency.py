@@ -4,11 +4,12 @@ against the fake server answering after a fixed latency L, with at most C reques
 No run can beat max(critical path, work / concurrency) = max(15 hops × L, calls × L / C); efficiency is
 that bound over the measured wall time.
 
-Usage: python scripts/bench_efficiency.py [--rows 1000] [--latency 0.2] [--concurrency 64 256] [--num-proc 1 2]
+Usage: python scripts/bench_efficiency.py [--rows 1000] [--latency 0.2] [--concurrency 64 256] [--batch-size 0] [--num-proc 1]
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import tempfile
@@ -28,6 +29,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--batch-size", type=int, nargs="+", default=[0],
+                        help="Dataset.map batch sizes to try (default: all rows in one batch)")
     parser.add_argument("--num-proc", type=int, nargs="+", default=[1],
                         help="Dataset.map workers; the concurrency is divided among them")
     args = parser.parse_args()
@@ -35,22 +38,22 @@ def main() -> None:
     dataset = datasets.Dataset.from_dict(sample_rows(args.rows))
     results = []
     with fake_server(latency=args.latency, replies="coevol") as url:
-        for concurrency in args.concurrency:
-            for num_proc in args.num_proc:
-                llm = LLM(model="m", base_url=url, max_concurrency=concurrency // num_proc)
-                transform = CoEvolTransform(llm, max_rounds=ROUNDS, cache=tempfile.mkdtemp(prefix="hf_synth_bench_"))
-                with timed() as run:
-                    out = dataset.map(transform, batched=True, num_proc=num_proc if num_proc > 1 else None,
-                                      batch_size=args.rows // num_proc, load_from_cache_file=False)
-                calls = sum(usage["calls"] for usage in out["coevol_usage"])
-                assert calls == args.rows * ROUNDS * CALLS_PER_ROUND and out["coevol_rounds"].count(ROUNDS) == args.rows
-                bound = max(ROUNDS * HOPS_PER_ROUND * args.latency, calls * args.latency / concurrency)
-                cpu = run["cpu"] if num_proc == 1 else None  # workers' CPU is not this process's
-                results.append([concurrency, num_proc, calls, bound, run["wall"], bound / run["wall"],
-                                "" if cpu is None else 1000 * cpu / calls])
+        for concurrency, batch_size, num_proc in itertools.product(args.concurrency, args.batch_size, args.num_proc):
+            batch_size = batch_size or args.rows // num_proc
+            llm = LLM(model="m", base_url=url, max_concurrency=concurrency // num_proc)
+            transform = CoEvolTransform(llm, max_rounds=ROUNDS, cache=tempfile.mkdtemp(prefix="hf_synth_bench_"))
+            with timed() as run:
+                out = dataset.map(transform, batched=True, num_proc=num_proc if num_proc > 1 else None,
+                                  batch_size=batch_size, load_from_cache_file=False)
+            calls = sum(usage["calls"] for usage in out["coevol_usage"])
+            assert calls == args.rows * ROUNDS * CALLS_PER_ROUND and out["coevol_rounds"].count(ROUNDS) == args.rows
+            bound = max(ROUNDS * HOPS_PER_ROUND * args.latency, calls * args.latency / concurrency)
+            cpu = run["cpu"] if num_proc == 1 else None  # workers' CPU is not this process's
+            results.append([concurrency, batch_size, num_proc, calls, bound, run["wall"], bound / run["wall"],
+                            "" if cpu is None else 1000 * cpu / calls])
     print(machine(), file=sys.stderr)
     print(f"CoEvol full mode, {ROUNDS} rounds accepted, {args.rows} rows, latency {args.latency * 1000:g} ms")
-    print(table(["C", "num_proc", "calls", "bound s", "wall s", "efficiency", "client CPU ms/call"], results))
+    print(table(["C", "batch size", "num_proc", "calls", "bound s", "wall s", "efficiency", "client CPU ms/call"], results))
 
 
 if __name__ == "__main__":

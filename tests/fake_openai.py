@@ -38,6 +38,7 @@ class FakeOpenAI(LoopbackServer):
         self.api_key = api_key
         self.model = model
         self.requests: list[dict] = []   # request bodies, in arrival order
+        self.arrivals: list[float] = []  # their time.monotonic() on arrival
         self.headers: list[dict] = []
         self.faults: list = []           # consumed one per request, before random ones
         self.fault_for: Callable[[dict], object] | None = None  # a fault chosen by the request body, first of all
@@ -79,6 +80,7 @@ class FakeOpenAI(LoopbackServer):
         body = await request.json()
         with self._lock:
             if self.record:
+                self.arrivals.append(time.monotonic())
                 self.requests.append(body)
                 self.headers.append(dict(request.headers))
             self.in_flight += 1

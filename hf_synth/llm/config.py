@@ -6,7 +6,7 @@ engine in each process. The API key is a secret: it is kept out of `repr`, pickl
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import EndpointError
@@ -18,7 +18,7 @@ OPENAI_BASE_URL = "https://api.openai.com/v1"
 _API_KEYS: dict[str, str] = {}
 
 
-def _without_credentials(url: str) -> str:
+def without_credentials(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.port:
@@ -33,14 +33,22 @@ class LLM:
     model: a llama.cpp server with SmolLM2-135M-Instruct, started on first use.
 
     Sampling defaults are CoEvol's (Appendix B): temperature 0, top_p 1.0, max_tokens 1000.
-    `max_concurrency`, `timeout` and `max_retries` tune how requests are sent; they never change
-    what a run produces, so they are not part of the fingerprint.
+    `base_url` may be a list: replicas serving the same model (several vLLM servers, say). Each
+    request goes to the replica with the fewest outstanding requests, each replica with its own
+    `max_concurrency`; a replica that fails for good is left out of the run. The first URL names
+    the endpoint in the request cache and the fingerprint, so adding or removing replicas keeps
+    both.
+
+    `max_concurrency`, `timeout`, `max_retries` and the optional `requests_per_minute` and
+    `tokens_per_minute` budgets (for hosted APIs; a request counts its prompt's characters / 4
+    plus `max_tokens`) tune how requests are sent, per process: they never change what a run
+    produces, so they are not part of the fingerprint.
     """
 
     def __init__(
         self,
         model: str | None = None,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         api_key: str | None = None,
         temperature: float = 0.0,
         top_p: float = 1.0,
@@ -50,11 +58,21 @@ class LLM:
         timeout: float = 600.0,
         max_retries: int = 5,
         extra_body: dict[str, Any] | None = None,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
     ):
-        base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+        if isinstance(base_url, (list, tuple)):
+            if not base_url or not all(isinstance(url, str) and url for url in base_url):
+                raise ValueError(f"LLM(base_url={base_url!r}): give one URL or a non-empty list of URLs.")
+            replicas = tuple(base_url)
+            base_url = base_url[0]
+        else:
+            base_url = base_url or os.environ.get("OPENAI_BASE_URL")
+            replicas = ()
         self.embedded = model is None and base_url is None
         if base_url is None and not self.embedded:
             base_url = OPENAI_BASE_URL
+        self.replicas = replicas or ((base_url,) if base_url else ())
         if not self.embedded and not model:
             raise ValueError(
                 f"LLM(base_url={base_url!r}) needs model=: pass the model name the server serves "
@@ -62,6 +80,9 @@ class LLM:
             )
         if max_concurrency < 1 or max_retries < 0 or timeout <= 0 or max_tokens < 1:
             raise ValueError("LLM: max_concurrency and max_tokens must be >= 1, max_retries >= 0, timeout > 0.")
+        if (requests_per_minute or 1) < 1 or (tokens_per_minute or max_tokens) < max_tokens:
+            raise ValueError(f"LLM: requests_per_minute must be >= 1 and tokens_per_minute >= max_tokens "
+                             f"({max_tokens}), since every request counts its max_tokens.")
         self.model = model
         self.base_url = base_url
         self.temperature = temperature
@@ -72,6 +93,8 @@ class LLM:
         self.timeout = timeout
         self.max_retries = max_retries
         self.extra_body = dict(extra_body or {})
+        self.requests_per_minute = requests_per_minute
+        self.tokens_per_minute = tokens_per_minute
         if api_key:
             _API_KEYS[self.endpoint_id] = api_key
 
@@ -85,7 +108,7 @@ class LLM:
                 return embedded_model_id()
             except EndpointError:
                 return "embedded:not-installed"  # the run itself will say how to install it
-        return _without_credentials(self.base_url)
+        return without_credentials(self.base_url)
 
     @property
     def api_key(self) -> str | None:
@@ -113,21 +136,23 @@ class LLM:
     def settings(self) -> dict[str, Any]:
         """The arguments that rebuild this LLM with `LLM(**settings)`, without the API key or the
         URL's credentials: what a recipe or a dataset card may show."""
-        return {"model": self.model, "base_url": None if self.embedded else _without_credentials(self.base_url),
+        urls = [without_credentials(url) for url in self.replicas]
+        return {"model": self.model, "base_url": None if self.embedded else urls[0] if len(urls) == 1 else urls,
                 **self.sampling(), "seed": self.seed, "extra_body": self.extra_body,
-                "max_concurrency": self.max_concurrency, "timeout": self.timeout, "max_retries": self.max_retries}
+                "max_concurrency": self.max_concurrency, "timeout": self.timeout, "max_retries": self.max_retries,
+                "requests_per_minute": self.requests_per_minute, "tokens_per_minute": self.tokens_per_minute}
 
     @property
     def kind(self) -> str:
         """What sort of endpoint answers, in words (a card shows this, not the URL)."""
         if self.embedded:
             return "embedded llama.cpp server"
-        if _without_credentials(self.base_url) == OPENAI_BASE_URL:
+        if without_credentials(self.base_url) == OPENAI_BASE_URL:
             return "OpenAI API"
         return "OpenAI-compatible server"
 
     def __repr__(self) -> str:
-        where = "embedded llama.cpp" if self.embedded else f"{self.model!r} at {_without_credentials(self.base_url)}"
+        where = "embedded llama.cpp" if self.embedded else f"{self.model!r} at {without_credentials(self.base_url)}"
         return f"LLM({where}, temperature={self.temperature}, top_p={self.top_p}, max_tokens={self.max_tokens})"
 
     def __eq__(self, other):

@@ -19,8 +19,8 @@ from tenacity import AsyncRetrying, stop_after_attempt, wait_random_exponential
 
 from ..errors import EndpointError
 from ..protocol import CallFailed
-from .config import LLM, OPENAI_BASE_URL
-from .pacing import AdaptiveLimit, ErrorRate, RetryBudget
+from .config import LLM, OPENAI_BASE_URL, without_credentials
+from .pacing import AdaptiveLimit, ErrorRate, RateBudget, RetryBudget
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +75,13 @@ class Completion:
 
 
 class Engine:
-    def __init__(self, llm: LLM):
+    """Sends one LLM's requests to one of its URLs (`base_url`, or a replica's)."""
+
+    def __init__(self, llm: LLM, base_url: str | None = None, budget: RateBudget | None = None, replica: int = 0):
         self.llm = llm
+        self.base_url = base_url or llm.base_url
+        self.replica = replica  # which of the embedded model's servers, for the embedded LLM
+        self.budget = budget  # shared by the LLM's replicas
         self._client: openai.AsyncOpenAI | None = None
         self.limit = AdaptiveLimit(llm.max_concurrency)
         self._retry_budget = RetryBudget()
@@ -89,13 +94,13 @@ class Engine:
     async def _get_client(self) -> openai.AsyncOpenAI:
         if self._client is None:
             if self.llm.embedded:
-                from .local import embedded_server_url
+                from .local import embedded_server_urls
 
-                # Blocking on purpose: the server must be started by this long-lived loop thread,
-                # since it is told to die with the thread that started it.
-                base_url = embedded_server_url()
+                # Blocking on purpose: the servers must be started by this long-lived loop thread,
+                # since they are told to die with the thread that started them.
+                base_url = embedded_server_urls()[self.replica]
             else:
-                base_url = self.llm.base_url
+                base_url = self.base_url
             api_key = self.llm.api_key
             if not api_key:
                 if base_url.rstrip("/") == OPENAI_BASE_URL:
@@ -109,7 +114,9 @@ class Engine:
 
     @property
     def where(self) -> str:
-        return "the embedded llama.cpp server" if self.llm.embedded else self.llm.endpoint_id
+        if self.llm.embedded:
+            return "the embedded llama.cpp server"
+        return self.llm.endpoint_id if self.base_url == self.llm.base_url else without_credentials(self.base_url)
 
     async def complete(self, messages) -> Completion:
         if self.fatal is not None:
@@ -120,6 +127,8 @@ class Engine:
             self.fatal = error
             raise
         except CallFailed as failed:
+            if self.fatal is not None:  # decided while this request was failing: report that instead
+                raise self.fatal from None
             self._errors.record(True)
             if self._errors.too_high() and self.fatal is None:
                 self.fatal = EndpointError(
@@ -144,6 +153,8 @@ class Engine:
         try:
             async for attempt in retrying:
                 with attempt:
+                    if self.budget is not None:
+                        await self.budget.spend(messages)
                     async with self.limit.slot() as sent_at:
                         if self.fatal is not None:  # decided while this request waited: do not send it
                             raise self.fatal

@@ -20,9 +20,10 @@ from ..errors import EndpointError
 
 CONTEXT_TOKENS = 8192  # SmolLM2's training context; CoEvol's advisor prompt carries four debate turns
 STARTUP_SECONDS = 120
+MAX_SERVERS = 8
 
 _lock = threading.Lock()
-_server: dict = {}  # pid of the owner, process, url
+_server: dict = {}  # pid of the owner, processes, urls
 
 
 def embedded_model_path() -> Path:
@@ -64,43 +65,64 @@ def _answers(url: str) -> bool:
         return False
 
 
-def embedded_server_url() -> str:
-    """Start the server once per process tree (forked workers reuse their parent's) and return its
-    OpenAI-compatible base URL. Call it from a thread that lives as long as the process."""
+def embedded_servers() -> int:
+    """How many servers the embedded model runs: llama-cpp-python's server answers one request at a
+    time, and for a model this small one single-threaded server per core serves about twice the
+    tokens per second of one server using every core (docs/performance.md)."""
+    return min(os.cpu_count() or 1, MAX_SERVERS)
+
+
+def _start(threads: int) -> tuple[subprocess.Popen, str, Path]:
+    port = _free_port()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_model_path()),
+               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(CONTEXT_TOKENS),
+               "--n_threads", str(threads), "--verbose", "False"]
+    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"hf_synth_llama_{port}.log", "wb")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+    return process, f"http://127.0.0.1:{port}/v1", Path(log.name)
+
+
+def _wait_until_answering(process: subprocess.Popen, url: str, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while not _answers(url):
+        if process.poll() is not None:
+            raise EndpointError(f"The embedded llama.cpp server exited with code {process.returncode} "
+                                f"at start (log: {log}); an 'Illegal instruction' means it needs a "
+                                'rebuild with CMAKE_ARGS="-DGGML_NATIVE=OFF".')
+        if time.monotonic() > deadline:
+            process.kill()
+            raise EndpointError(f"The embedded llama.cpp server did not answer within {STARTUP_SECONDS}s (log: {log}).")
+        time.sleep(0.2)
+
+
+def embedded_server_urls() -> list[str]:
+    """Start the servers once per process tree (forked workers reuse their parent's) and return their
+    OpenAI-compatible base URLs. Call it from a thread that lives as long as the process."""
     with _lock:
-        if _server and _server["process"].poll() is None:
-            return _server["url"]
+        if _server and all(process.poll() is None for process in _server["processes"]):
+            return _server["urls"]
+        stop_embedded_server()
         if importlib.util.find_spec("llama_cpp") is None:
             raise EndpointError('The embedded model needs llama-cpp-python: pip install "hf_synth[local]" '
                                 '(with CMAKE_ARGS="-DGGML_NATIVE=OFF" on CPUs without AVX-512).')
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}/v1"
-        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_model_path()),
-                   "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(CONTEXT_TOKENS),
-                   "--n_threads", str(os.cpu_count() or 1), "--verbose", "False"]
-        log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"hf_synth_llama_{port}.log", "wb")
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while not _answers(url):
-            if process.poll() is not None:
-                raise EndpointError(f"The embedded llama.cpp server exited with code {process.returncode} "
-                                    f"at start (log: {log.name}); an 'Illegal instruction' means it needs a "
-                                    'rebuild with CMAKE_ARGS="-DGGML_NATIVE=OFF".')
-            if time.monotonic() > deadline:
-                process.kill()
-                raise EndpointError(f"The embedded llama.cpp server did not answer within {STARTUP_SECONDS}s "
-                                    f"(log: {log.name}).")
-            time.sleep(0.2)
-        _server.update(owner=os.getpid(), process=process, url=url)
-        return url
+        count = embedded_servers()
+        started = [_start(threads=max(1, (os.cpu_count() or 1) // count)) for _ in range(count)]
+        _server.update(owner=os.getpid(), processes=[process for process, _, _ in started],
+                       urls=[url for _, url, _ in started])
+        for process, url, log in started:
+            _wait_until_answering(process, url, log)
+        return _server["urls"]
 
 
 @atexit.register
 def stop_embedded_server() -> None:
-    if _server and _server["owner"] == os.getpid() and _server["process"].poll() is None:
-        _server["process"].terminate()
-        try:
-            _server["process"].wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            _server["process"].kill()
+    if _server and _server["owner"] == os.getpid():
+        for process in _server["processes"]:
+            if process.poll() is None:
+                process.terminate()
+        for process in _server["processes"]:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
     _server.clear()

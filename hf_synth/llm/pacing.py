@@ -1,11 +1,13 @@
-"""How hard the engine may press an endpoint: an adaptive concurrency limit, a retry budget, and the
-error rate at which a run gives up. Pure bookkeeping on one event loop; no I/O."""
+"""How hard the engine may press an endpoint: an adaptive concurrency limit, optional request and token
+rate budgets, a retry budget, and the error rate at which a run gives up. Pure bookkeeping on one event loop; no I/O."""
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import deque
 from contextlib import asynccontextmanager
+
+from aiolimiter import AsyncLimiter
 
 
 class AdaptiveLimit:
@@ -42,6 +44,11 @@ class AdaptiveLimit:
         finally:
             self._release()
 
+    @property
+    def outstanding(self) -> int:
+        """Requests in flight or waiting for a slot."""
+        return self.in_flight + len(self._waiting)
+
     def _release(self) -> None:
         self.in_flight -= 1
         while self._waiting and self.in_flight < int(self.limit):
@@ -58,6 +65,24 @@ class AdaptiveLimit:
 
     def succeeded(self) -> None:
         self.limit = min(float(self.maximum), self.limit + 1 / self.limit)
+
+
+class RateBudget:
+    """Optional requests-per-minute and tokens-per-minute budgets of a hosted API (leaky buckets that
+    start full). A request's tokens are counted before it is sent, as its prompt's characters / 4
+    plus `max_tokens`, the way hosted APIs count a request against a token limit."""
+
+    def __init__(self, requests_per_minute: int | None, tokens_per_minute: int | None, max_tokens: int):
+        self.requests = AsyncLimiter(requests_per_minute, 60) if requests_per_minute else None
+        self.tokens = AsyncLimiter(tokens_per_minute, 60) if tokens_per_minute else None
+        self.max_tokens = max_tokens
+
+    async def spend(self, messages) -> None:
+        if self.requests is not None:
+            await self.requests.acquire()
+        if self.tokens is not None:
+            estimate = sum(len(m.get("content") or "") for m in messages) // 4 + self.max_tokens
+            await self.tokens.acquire(min(estimate, self.tokens.max_rate))
 
 
 class RetryBudget:
