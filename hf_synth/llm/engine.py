@@ -1,7 +1,7 @@
 """Sends chat requests to one endpoint. The only module that talks to an LLM.
 
-One `AsyncOpenAI` client per process (made lazily, never pickled) and one adaptive concurrency limit
-shared by every row (halved on 429, regrown slowly). Retries with exponential backoff and jitter for
+One `AsyncOpenAI` client (on the SDK's aiohttp transport) per endpoint and process, made lazily and
+never pickled, and one adaptive concurrency limit shared by every row (halved on 429, regrown slowly). Retries with exponential backoff and jitter for
 connection errors, timeouts, 429, 5xx and replies that are not a chat completion (honouring
 ``Retry-After``), within the request's `max_retries` and, except 429s, the run's retry budget; no
 retry for other 4xx. An endpoint that cannot serve the run at all (unreachable, key rejected, unknown
