@@ -12,14 +12,13 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 
 import aiohttp
 import datasets
 from benchlib import edit_requests, machine, sample_rows, table, timed
 
 from hf_synth import LLM, CoEvolTransform
-from hf_synth.llm.local import _answers, _free_port, embedded_model_path, embedded_server_urls
+from hf_synth.llm.local import _start, _wait_until_answering, embedded_server_urls
 
 
 async def bare_loop(urls: list[str], bodies: list[dict]) -> int:
@@ -39,13 +38,9 @@ async def bare_loop(urls: list[str], bodies: list[dict]) -> int:
 
 
 def llama_server(threads: int) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_model_path()),
-                               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "8192", "--n_threads",
-                               str(threads), "--verbose", "False"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
-    while not _answers(url):
-        time.sleep(0.2)
+    """One more llama.cpp server, started the way the embedded model starts its own."""
+    server, url, log = _start(threads)
+    _wait_until_answering(server, url, log)
     return server, url
 
 
