@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generator, Union
 
+from .errors import CallFailed, RowError  # noqa: F401  (the vocabulary methods use)
+
 
 def system(content: str) -> dict:
     return {"role": "system", "content": content}
@@ -51,15 +53,6 @@ class Reply(str):
 
     def __reduce__(self):
         return (Reply, (str(self), self.finish_reason))
-
-
-class CallFailed(Exception):
-    """Thrown into a method when one of its requests failed for good (retries exhausted, or the
-    endpoint refused it). A method may catch it; if it does not, the row is marked with it."""
-
-
-class RowError(ValueError):
-    """Raised by a method for input it cannot work on; the row is marked with the message."""
 
 
 Request = Union[Chat, list[Chat]]

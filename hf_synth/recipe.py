@@ -29,9 +29,9 @@ def make(steps: Sequence, *, source: str | None = None, split: str = "train", li
             "steps": [step.settings() for step in steps], "map": {"batch_size": batch_size}, "run": run}
 
 
-def transforms(recipe: dict[str, Any], *, api_key: str | None = None, cache: bool | str = True) -> list:
-    """The transforms a recipe describes, ready to map. `api_key` is given to every endpoint (default:
-    ``OPENAI_API_KEY``)."""
+def transforms(recipe: dict[str, Any], *, api_key_env: str | None = None, cache: bool | str = True) -> list:
+    """The transforms a recipe describes, ready to map. Every endpoint reads its key from the
+    environment variable `api_key_env` (default: the one the recipe names, else ``OPENAI_API_KEY``)."""
     from . import transforms as available
 
     if recipe.get("hf_synth") != __version__:
@@ -44,8 +44,9 @@ def transforms(recipe: dict[str, Any], *, api_key: str | None = None, cache: boo
             raise InputError(f"recipe step {number}: unknown transform {step.get('transform')!r}; "
                              f"known: {', '.join(n for n in available.__all__ if n != 'MapTransform')}")
         try:
-            llm = LLM(**step["llm"], api_key=api_key)
-            llms = {agent: LLM(**settings, api_key=api_key) for agent, settings in step.get("llms", {}).items()}
+            key = {"api_key_env": api_key_env} if api_key_env else {}
+            llm = LLM(**{**step["llm"], **key})
+            llms = {agent: LLM(**{**settings, **key}) for agent, settings in step.get("llms", {}).items()}
             per_agent = {"llms": llms} if llms else {}  # judges have one LLM and take no llms=
             built.append(cls(llm, cache=cache, **per_agent, **step.get("options", {})))
         except (KeyError, TypeError, ValueError) as exc:

@@ -79,9 +79,11 @@ def test_no_api_key_in_pickles_or_repr():
     for blob in (pickle.dumps(transform), dill.dumps(transform), datasets.utils._dill.dumps(transform)):
         assert key.encode() not in blob
     assert key not in repr(transform)
-    # a copy sent to a worker still has the settings that are not hashed
-    copy = dill.loads(dill.dumps(CoEvolTransform(LLM(model="m", base_url="http://127.0.0.1:9/v1", max_concurrency=7))))
-    assert copy.llm.max_concurrency == 7 and copy.llm.api_key == key
+    # a copy sent to a worker still has the settings that are not hashed, and finds its own key
+    copy = dill.loads(dill.dumps(CoEvolTransform(LLM(model="m", base_url="http://127.0.0.1:9/v1", max_concurrency=7,
+                                                     api_key=key))))
+    assert copy.llm.max_concurrency == 7 and copy.llm.api_key.reveal() == key
+    assert key not in repr(copy.llm.api_key) and key not in repr(copy.llm)
 
 
 def test_every_transform_and_filter_hashes_the_same_in_another_process():

@@ -9,6 +9,7 @@ from huggingface_hub import HfApi
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
 from ..errors import HFSynthError
+from ..llm.config import without_credentials
 
 
 def hub_api(token: str | None = None) -> HfApi:
@@ -27,7 +28,7 @@ def _is_network_error(exc: BaseException) -> bool:
 def plain_errors(doing: str, later: str = ""):
     """Re-raise a Hub failure while `doing` something as an `HFSynthError` of one sentence (plus
     `later`, what the user can do instead). Tokens never appear: only status codes and class names."""
-    endpoint = hub_api().endpoint
+    endpoint = without_credentials(hub_api().endpoint)  # an HF_ENDPOINT may carry user:password@
     try:
         yield
     except OfflineModeIsEnabled:

@@ -1,21 +1,25 @@
 """`LLM`: the description of one OpenAI-compatible endpoint and how to sample from it.
 
-It is a plain value: no client, no connection, nothing unpicklable. Clients are made lazily by the
-engine in each process. The API key is a secret: it is kept out of `repr`, pickles and fingerprints.
+It is a frozen value, validated once when it is made: no client, no connection, nothing unpicklable.
+Clients are made lazily by the engine in each process. Each field says what it is for (field metadata):
+`identity` fields change what the endpoint answers (they key the request cache and the fingerprint),
+`sampling` fields are sent with every request (and are part of the identity too), `transport` fields
+only change how requests are sent. The API key is a `Secret` that belongs to this LLM: it never prints,
+never hashes and never pickles (see `secret.py`).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import EndpointError
+from ..errors import ConfigError, EndpointError
+from .secret import Secret
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-
-# Keys given explicitly, by endpoint, for this process and the worker processes it forks.
-# Pickles carry no key: a worker finds it here (fork) or in the environment.
-_API_KEYS: dict[str, str] = {}
+IDENTITY, SAMPLING, TRANSPORT = "identity", "sampling", "transport"
 
 
 def without_credentials(url: str) -> str:
@@ -26,6 +30,28 @@ def without_credentials(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
+def check_url(url: str) -> str:
+    """`url` if it is an http(s) URL without credentials, else a `ConfigError` (that never shows them)."""
+    if not isinstance(url, str) or not url:
+        raise ConfigError(f"LLM(base_url={url!r}): give an http(s) URL such as http://host:8000/v1.")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        raise ConfigError(f"LLM(base_url=...): {without_credentials(url)!r} is not a valid URL.") from None
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"LLM(base_url=...): the URL {without_credentials(url)} carries credentials "
+                          "(user:password@); remove them and pass the key as api_key= (or api_key_env=).")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"LLM(base_url={url!r}): give an http(s) URL with a host, such as http://host:8000/v1.")
+    return url
+
+
+def _field(kind: str, default, **kwargs):
+    return field(default=default, metadata={"kind": kind}, **kwargs)
+
+
+@dataclass(frozen=True, eq=True, repr=False)
 class LLM:
     """One OpenAI-compatible chat endpoint (OpenAI, vLLM, SGLang, llama.cpp, Ollama, TGI, ...).
 
@@ -39,64 +65,69 @@ class LLM:
     the endpoint in the request cache and the fingerprint, so adding or removing replicas keeps
     both.
 
-    `max_concurrency`, `timeout`, `max_retries` and the optional `requests_per_minute` and
-    `tokens_per_minute` budgets (for hosted APIs; a request counts its prompt's characters / 4
-    plus `max_tokens`) tune how requests are sent, per process: they never change what a run
-    produces, so they are not part of the fingerprint.
+    The key is `api_key`, or else the environment variable `api_key_env` (``OPENAI_API_KEY``); it
+    belongs to this LLM and reaches forked and spawned workers (see `secret.py`).
+
+    `max_concurrency`, `timeout` (seconds for a whole request: connecting, headers and body),
+    `max_retries` and the optional `requests_per_minute` and `tokens_per_minute` budgets (for hosted
+    APIs; a request counts its prompt's characters / 4 plus `max_tokens`) tune how requests are sent,
+    per process: they never change what a run produces, so they are not part of the fingerprint.
     """
 
-    def __init__(
-        self,
-        model: str | None = None,
-        base_url: str | Sequence[str] | None = None,
-        api_key: str | None = None,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_tokens: int = 1000,
-        seed: int | None = None,
-        max_concurrency: int = 64,
-        timeout: float = 600.0,
-        max_retries: int = 5,
-        extra_body: dict[str, Any] | None = None,
-        requests_per_minute: int | None = None,
-        tokens_per_minute: int | None = None,
-    ):
+    model: str | None = _field(IDENTITY, None)
+    base_url: str | None = _field(IDENTITY, None)
+    api_key: Any = field(default=None, repr=False, metadata={"kind": "secret"})
+    temperature: float = _field(SAMPLING, 0.0)
+    top_p: float = _field(SAMPLING, 1.0)
+    max_tokens: int = _field(SAMPLING, 1000)
+    seed: int | None = _field(SAMPLING, None)
+    max_concurrency: int = _field(TRANSPORT, 64)
+    timeout: float = _field(TRANSPORT, 600.0)
+    max_retries: int = _field(TRANSPORT, 5)
+    extra_body: dict[str, Any] | None = _field(IDENTITY, None)
+    requests_per_minute: int | None = _field(TRANSPORT, None)
+    tokens_per_minute: int | None = _field(TRANSPORT, None)
+    api_key_env: str = field(default="OPENAI_API_KEY", metadata={"kind": TRANSPORT})
+    replicas: tuple[str, ...] = field(init=False, default=(), compare=True, metadata={"kind": "derived"})
+
+    def __post_init__(self):
+        set_ = object.__setattr__.__get__(self)
+        base_url = self.base_url
         if isinstance(base_url, (list, tuple)):
-            if not base_url or not all(isinstance(url, str) and url for url in base_url):
-                raise ValueError(f"LLM(base_url={base_url!r}): give one URL or a non-empty list of URLs.")
-            replicas = tuple(base_url)
-            base_url = base_url[0]
+            if not base_url:
+                raise ConfigError("LLM(base_url=[]): give one URL or a non-empty list of URLs.")
+            replicas = tuple(check_url(url) for url in base_url)
+            base_url = replicas[0]
         else:
-            base_url = base_url or os.environ.get("OPENAI_BASE_URL")
-            replicas = ()
-        self.embedded = model is None and base_url is None
-        if base_url is None and not self.embedded:
-            base_url = OPENAI_BASE_URL
-        self.replicas = replicas or ((base_url,) if base_url else ())
-        if not self.embedded and not model:
-            raise ValueError(
-                f"LLM(base_url={base_url!r}) needs model=: pass the model name the server serves "
-                "(e.g. the one listed by GET /v1/models)."
-            )
-        if max_concurrency < 1 or max_retries < 0 or timeout <= 0 or max_tokens < 1:
-            raise ValueError("LLM: max_concurrency and max_tokens must be >= 1, max_retries >= 0, timeout > 0.")
-        if (requests_per_minute or 1) < 1 or (tokens_per_minute or max_tokens) < max_tokens:
-            raise ValueError(f"LLM: requests_per_minute must be >= 1 and tokens_per_minute >= max_tokens "
-                             f"({max_tokens}), since every request counts its max_tokens.")
-        self.model = model
-        self.base_url = base_url
-        self.temperature = temperature
-        self.top_p = top_p
-        self.max_tokens = max_tokens
-        self.seed = seed
-        self.max_concurrency = max_concurrency
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.extra_body = dict(extra_body or {})
-        self.requests_per_minute = requests_per_minute
-        self.tokens_per_minute = tokens_per_minute
-        if api_key:
-            _API_KEYS[self.endpoint_id] = api_key
+            base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+            replicas = (check_url(base_url),) if base_url else ()
+        embedded = self.model is None and base_url is None
+        if base_url is None and not embedded:
+            base_url, replicas = OPENAI_BASE_URL, (OPENAI_BASE_URL,)
+        if not embedded and not self.model:
+            raise ConfigError(f"LLM(base_url={without_credentials(base_url)!r}) needs model=: pass the model name "
+                              "the server serves (e.g. the one listed by GET /v1/models).")
+        if self.max_concurrency < 1 or self.max_retries < 0 or self.timeout <= 0 or self.max_tokens < 1:
+            raise ConfigError("LLM: max_concurrency and max_tokens must be >= 1, max_retries >= 0, timeout > 0.")
+        if (self.requests_per_minute or 1) < 1 or (self.tokens_per_minute or self.max_tokens) < self.max_tokens:
+            raise ConfigError(f"LLM: requests_per_minute must be >= 1 and tokens_per_minute >= max_tokens "
+                              f"({self.max_tokens}), since every request counts its max_tokens.")
+        if embedded:
+            key = Secret(self.api_key_env, None, False)  # the embedded server takes no key
+        elif isinstance(self.api_key, Secret):
+            key = self.api_key
+        elif self.api_key is not None:
+            key = Secret.given(self.api_key)
+        else:
+            key = Secret.from_environment(self.api_key_env)
+        set_("base_url", base_url)
+        set_("replicas", replicas)
+        set_("api_key", key)
+        set_("extra_body", dict(self.extra_body or {}))
+
+    @property
+    def embedded(self) -> bool:
+        return not self.replicas
 
     @property
     def endpoint_id(self) -> str:
@@ -110,37 +141,28 @@ class LLM:
                 return "embedded:not-installed"  # the run itself will say how to install it
         return without_credentials(self.base_url)
 
-    @property
-    def api_key(self) -> str | None:
-        if self.embedded:
-            return "embedded"
-        return _API_KEYS.get(self.endpoint_id) or os.environ.get("OPENAI_API_KEY")
+    def _fields(self, *kinds: str) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata["kind"] in kinds}
 
     def sampling(self) -> dict[str, Any]:
         """The parameters sent with every request (they change the output)."""
-        params = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens}
-        if self.seed is not None:
-            params["seed"] = self.seed
+        params = self._fields(SAMPLING)
+        if params["seed"] is None:
+            del params["seed"]
         return params
 
     def identity(self) -> dict[str, Any]:
         """Everything about this LLM that changes what it answers: keys the request cache and
         the dataset fingerprint. No secret, no concurrency, no timeouts."""
-        return {
-            "endpoint": self.endpoint_id,
-            "model": self.model,
-            **self.sampling(),
-            "extra_body": self.extra_body,
-        }
+        return {"endpoint": self.endpoint_id, "model": self.model, **self.sampling(), "extra_body": self.extra_body}
 
     def settings(self) -> dict[str, Any]:
         """The arguments that rebuild this LLM with `LLM(**settings)`, without the API key or the
         URL's credentials: what a recipe or a dataset card may show."""
+        settings = self._fields(IDENTITY, SAMPLING, TRANSPORT)
         urls = [without_credentials(url) for url in self.replicas]
-        return {"model": self.model, "base_url": None if self.embedded else urls[0] if len(urls) == 1 else urls,
-                **self.sampling(), "seed": self.seed, "extra_body": self.extra_body,
-                "max_concurrency": self.max_concurrency, "timeout": self.timeout, "max_retries": self.max_retries,
-                "requests_per_minute": self.requests_per_minute, "tokens_per_minute": self.tokens_per_minute}
+        settings["base_url"] = None if self.embedded else urls[0] if len(urls) == 1 else urls
+        return settings
 
     @property
     def kind(self) -> str:
@@ -154,9 +176,6 @@ class LLM:
     def __repr__(self) -> str:
         where = "embedded llama.cpp" if self.embedded else f"{self.model!r} at {without_credentials(self.base_url)}"
         return f"LLM({where}, temperature={self.temperature}, top_p={self.top_p}, max_tokens={self.max_tokens})"
-
-    def __eq__(self, other):
-        return isinstance(other, LLM) and self.__dict__ == other.__dict__
 
     def __hash__(self):
         return hash(repr(self))
