@@ -1,25 +1,31 @@
 """The runner: drives many method protocols at once against the LLMs, one row per protocol.
 
 Every row advances on its own (a row in its third round never waits for a slow row in its first).
-Requests go through the request cache, then the engine of the LLM that plays the request's agent.
-A request that fails for good, or whose reply is unusable (cut, filtered, empty), is thrown into its
-protocol; a row that does not recover is marked with the reason and kept. Only an `EndpointError` (the endpoint cannot serve anyone) stops the run.
+Requests go through the request cache, then the engine of the LLM that plays the request's agent;
+identical requests in flight at the same time are sent once. A request that fails for good, or whose
+reply is unusable (cut, filtered, empty), is thrown into its protocol; a row that does not recover is
+marked with the reason and kept. Only an `EndpointError` (the endpoint cannot serve this run) stops
+the run — including an endpoint that completed none of a run's requests, so that a map whose rows all
+failed by the endpoint's fault is never cached by `datasets`.
 """
 from __future__ import annotations
 
 import asyncio
-import json
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .errors import EndpointError, HFSynthError
+from .errors import CallFailed, EndpointError, HFSynthError, RowError
 from .llm.cache import RequestCache, request_key
 from .llm.config import LLM
 from .llm.engine import Completion, Engine
+from .llm.failures import unusable
 from .llm.local import embedded_servers
 from .llm.pacing import RateBudget
-from .protocol import CallFailed, Chat, Protocol, Reply, RowError
+from .protocol import Chat, Protocol, Reply
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,8 +64,9 @@ class _Process:
 
     def __init__(self):
         self.pid = os.getpid()
-        self.engines: dict[str, list[Engine]] = {}  # by LLM: one per replica
+        self.engines: dict[LLM, list[Engine]] = {}  # by LLM (its key included): one per replica
         self.caches: dict[str, RequestCache] = {}
+        self.in_flight: dict[str, asyncio.Future] = {}  # by request key: identical requests share one
         self.stats = RunStats()
 
 
@@ -94,14 +101,12 @@ class Runner:
 
     def _engines(self, llm: LLM) -> list[Engine]:
         """One engine per replica of `llm`, made once per process."""
-        # the key is part of who we are to the endpoint (in memory only: a new key, a new client)
-        key = json.dumps([llm.__dict__, llm.api_key], sort_keys=True, default=str)
-        engines = self._state.engines.get(key)
+        engines = self._state.engines.get(llm)  # LLMs with other keys are other LLMs: other clients
         if engines is None:
             budget = (RateBudget(llm.requests_per_minute, llm.tokens_per_minute, llm.max_tokens)
                       if llm.requests_per_minute or llm.tokens_per_minute else None)
             urls = llm.replicas or [None] * embedded_servers()  # the embedded model runs one server per core
-            engines = self._state.engines[key] = [Engine(llm, url, budget, replica) for replica, url in enumerate(urls)]
+            engines = self._state.engines[llm] = [Engine(llm, url, budget, replica) for replica, url in enumerate(urls)]
         return engines
 
     async def _complete(self, llm: LLM, messages) -> Completion:
@@ -119,10 +124,10 @@ class Runner:
     async def run(self, protocols: list[Protocol]) -> list[Outcome]:
         for engines in self._state.engines.values():
             for engine in engines:
-                engine.fatal = None  # every run gives every endpoint a new chance
+                engine.begin_run()
         tasks = [asyncio.ensure_future(self._drive(p)) for p in protocols]
         try:
-            return list(await asyncio.gather(*tasks))
+            outcomes = list(await asyncio.gather(*tasks))
         except BaseException:
             for task in tasks:
                 task.cancel()
@@ -130,6 +135,16 @@ class Runner:
         finally:
             if self._cache is not None:
                 self._cache.flush()
+        self._stop_if_nothing_completed()
+        return outcomes
+
+    def _stop_if_nothing_completed(self) -> None:
+        for engines in self._state.engines.values():
+            failed = sum(engine.endpoint_failures for engine in engines)
+            if failed and not sum(engine.completed for engine in engines):
+                raise EndpointError(f"{engines[0].where} completed none of this run's requests: {failed} failed "
+                                    f"after their retries (the last: {engines[-1].last_failure or engines[0].last_failure}); "
+                                    "completed requests are cached, so the same run resumes when the endpoint is well.")
 
     async def _drive(self, protocol: Protocol) -> Outcome:
         outcome = Outcome()
@@ -151,8 +166,12 @@ class Runner:
             raise
         except CallFailed as failed:
             outcome.error, outcome.call_failed = f"LLM call failed: {failed}", True
+        except RowError as exc:
+            outcome.error = str(exc)
         except Exception as exc:  # a row must come out, marked, whatever went wrong in it
-            outcome.error = str(exc) if isinstance(exc, RowError) else f"{type(exc).__name__}: {exc}"
+            logger.exception("unexpected error in a %s row (the row is marked and the run goes on)",
+                             getattr(protocol, "__qualname__", "method"))
+            outcome.error = f"{type(exc).__name__}: {exc}"
         return outcome
 
     async def _ask_all(self, chats: list[Chat], usage: Usage) -> list[Reply]:
@@ -165,42 +184,44 @@ class Runner:
 
     async def _ask(self, chat: Chat, usage: Usage) -> Reply:
         llm = self._llms.get(chat.agent, self._default)
-        stats = self._state.stats
-        key = request_key(llm.identity(), chat.messages) if self._cache is not None else None
-        stored = self._cache.get(key) if key else None
+        key = request_key(llm.identity(), chat.messages)
+        stored = self._cache.get(key) if self._cache is not None else None
         if stored is None:
-            try:
-                completion = await self._complete(llm, chat.messages)
-            except CallFailed:
-                stats.failed += 1
-                raise
-            stats.sent += 1
-            stats.retries += completion.retries
-            stored = {"text": completion.text, "finish_reason": completion.finish_reason,
-                      "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens}
-            if key:
-                self._cache.put(key, stored)
+            stored = await self._request_once(key, llm, chat.messages)
         else:
-            stats.cached += 1
+            self._state.stats.cached += 1
         usage.calls += 1
         usage.prompt_tokens += stored["prompt_tokens"]
         usage.completion_tokens += stored["completion_tokens"]
-        problem = unusable(stored, llm, chat.whole)
+        problem = unusable(stored, llm.max_tokens, chat.whole)
         if problem:
             raise CallFailed(problem)
         return Reply(stored["text"], stored["finish_reason"])
 
-
-def unusable(reply: dict, llm: LLM, whole: bool = True) -> str | None:
-    """Why a reply cannot be used, or None. A reply withheld by a content filter, empty, or cut at
-    `max_tokens` when the request needs it whole is never handed to a method: half a verdict must
-    not pass for a verdict. Such replies are cached like any other (the same request would get them
-    again) and their row is marked."""
-    if reply["finish_reason"] == "length" and whole:
-        return (f"the reply was cut at max_tokens={llm.max_tokens} (finish_reason=length); "
-                "give the LLM a larger max_tokens")
-    if reply["finish_reason"] == "content_filter":
-        return "the endpoint's content filter withheld the reply (finish_reason=content_filter)"
-    if not reply["text"].strip():
-        return "the reply was empty"
-    return None
+    async def _request_once(self, key: str, llm: LLM, messages) -> dict:
+        """Send a request, or wait for the identical one already in flight; store its reply."""
+        stats, in_flight = self._state.stats, self._state.in_flight
+        if key in in_flight:
+            stats.cached += 1
+            return await asyncio.shield(in_flight[key])
+        shared = in_flight[key] = asyncio.get_running_loop().create_future()
+        shared.add_done_callback(lambda future: future.cancelled() or future.exception())  # retrieved
+        try:
+            completion = await self._complete(llm, messages)
+        except BaseException as error:
+            stats.failed += isinstance(error, CallFailed)
+            if isinstance(error, asyncio.CancelledError):
+                shared.cancel()
+            else:
+                shared.set_exception(error)
+            raise
+        finally:
+            del in_flight[key]
+        stats.sent += 1
+        stats.retries += completion.retries
+        stored = {"text": completion.text, "finish_reason": completion.finish_reason,
+                  "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens}
+        if self._cache is not None:
+            self._cache.put(key, stored)
+        shared.set_result(stored)
+        return stored

@@ -1,14 +1,17 @@
 """Sends chat requests to one endpoint. The only module that talks to an LLM.
 
-One `AsyncOpenAI` client (on the SDK's aiohttp transport) per endpoint and process, made lazily and
-never pickled, and one adaptive concurrency limit shared by every row (halved on 429, regrown slowly). Retries with exponential backoff and jitter for
-connection errors, timeouts, 429, 5xx and replies that are not a chat completion (honouring
-``Retry-After``), within the request's `max_retries` and, except 429s, the run's retry budget; no
-retry for other 4xx. An endpoint that cannot serve the run at all (unreachable, key rejected, unknown
-model, or most requests failing) raises `EndpointError` once instead of failing row by row.
+One `AsyncOpenAI` client (on the SDK's aiohttp transport) per endpoint, key and process, made lazily
+and never pickled, and one adaptive concurrency limit shared by every row (halved on 429, regrown
+slowly). Each attempt has a deadline of `timeout` seconds for the whole request. What a failure means
+— retry it, mark the row, or stop the run — is decided by `failures.classify`: retries with exponential
+backoff and jitter (honouring ``Retry-After``) within the request's `max_retries` and, except 429s,
+the run's retry budget. Only the endpoint's failures count toward stopping a run: when at least half
+of the last requests failed, when no connection can be made at all, or when the endpoint answered
+none of a batch's requests. Every run (a batch) starts with a fresh window.
 """
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 import time
@@ -17,22 +20,16 @@ from dataclasses import dataclass
 import openai
 from tenacity import AsyncRetrying, stop_after_attempt, wait_random_exponential
 
-from ..errors import EndpointError
-from ..protocol import CallFailed
+from ..errors import CallFailed, EndpointError
 from .config import LLM, OPENAI_BASE_URL, without_credentials
+from .failures import ENDPOINT, RUN, NotACompletion, RequestTimedOut, classify, describe, reply_text
 from .pacing import AdaptiveLimit, ErrorRate, RateBudget, RetryBudget
 
 logger = logging.getLogger(__name__)
 
-
-class NotACompletion(Exception):
-    """A 200 whose body is not a chat completion (a proxy's HTML page, JSON without choices)."""
-
-
-RETRYABLE = (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError, NotACompletion)
 MAX_RETRY_AFTER = 60.0
-# An endpoint is declared unreachable after this many connection failures in a row, when it has
-# never answered or has not answered for OUTAGE_SECONDS.
+# An endpoint is declared unreachable after this many attempts in a row that could not connect at
+# all, when it has not answered in this run or not for OUTAGE_SECONDS.
 CONNECTION_FAILURES_TO_GIVE_UP = 8
 OUTAGE_SECONDS = 120.0
 
@@ -84,12 +81,18 @@ class Engine:
         self.budget = budget  # shared by the LLM's replicas
         self._client: openai.AsyncOpenAI | None = None
         self.limit = AdaptiveLimit(llm.max_concurrency)
+        self.begin_run()
+
+    def begin_run(self) -> None:
+        """Forget the last run's failures: every run gives the endpoint a new chance."""
+        self.fatal: EndpointError | None = None  # set once the endpoint cannot serve this run
+        self.completed = 0           # requests of this run that got a completion
+        self.endpoint_failures = 0   # requests of this run that failed for good by the endpoint's fault
+        self.last_failure: str | None = None
         self._retry_budget = RetryBudget()
         self._errors = ErrorRate()
-        self._connection_failures = 0
-        self._ever_answered = False
-        self._last_answer = time.monotonic()
-        self.fatal: EndpointError | None = None  # set once the endpoint cannot serve this run
+        self._cannot_connect = 0
+        self._last_answer: float | None = None
 
     async def _get_client(self) -> openai.AsyncOpenAI:
         if self._client is None:
@@ -101,11 +104,11 @@ class Engine:
                 base_url = embedded_server_urls()[self.replica]
             else:
                 base_url = self.base_url
-            api_key = self.llm.api_key
+            api_key = self.llm.api_key.reveal()
             if not api_key:
-                if base_url.rstrip("/") == OPENAI_BASE_URL:
-                    raise EndpointError(
-                        "No API key for the OpenAI API: set OPENAI_API_KEY or pass LLM(api_key=...).")
+                if without_credentials(base_url) == OPENAI_BASE_URL:
+                    raise EndpointError(f"No API key for the OpenAI API: set {self.llm.api_key_env} or pass "
+                                        "LLM(api_key=...).")
                 api_key = "EMPTY"  # self-hosted servers (vLLM, llama.cpp, ...) often need none
             # aiohttp under the SDK: about half the CPU per request of its default httpx transport
             self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0,
@@ -118,32 +121,41 @@ class Engine:
             return "the embedded llama.cpp server"
         return self.llm.endpoint_id if self.base_url == self.llm.base_url else without_credentials(self.base_url)
 
+    def _describe(self, exc: BaseException) -> str:
+        return describe(exc, self.llm.timeout, self.llm.api_key.reveal())
+
     async def complete(self, messages) -> Completion:
+        """The completion of `messages`; `CallFailed` when this request failed for good, `EndpointError`
+        when the endpoint cannot serve this run."""
         if self.fatal is not None:
             raise self.fatal
         try:
             completion = await self._complete(messages)
         except EndpointError as error:
-            self.fatal = error
-            raise
+            self.fatal = self.fatal or error
+            raise self.fatal from None
         except CallFailed as failed:
             if self.fatal is not None:  # decided while this request was failing: report that instead
                 raise self.fatal from None
-            self._errors.record(True)
-            if self._errors.too_high() and self.fatal is None:
-                self.fatal = EndpointError(
-                    f"{self.where} is failing: {self._errors.describe()} after their retries (the last: {failed}); "
-                    "completed requests are cached, so the same run resumes when the endpoint is well.")
+            if failed.blame == ENDPOINT:
+                self.endpoint_failures += 1
+                self.last_failure = str(failed)
+                self._errors.record(True)
+                if self._errors.too_high():
+                    self.fatal = EndpointError(
+                        f"{self.where} is failing: {self._errors.describe()} after their retries (the last: "
+                        f"{failed}); completed requests are cached, so the same run resumes when the endpoint is well.")
             raise
         self._errors.record(False)
+        self.completed += 1
         return completion
 
     def _should_retry(self, retry_state) -> bool:
-        error = retry_state.outcome.exception()
-        if not isinstance(error, RETRYABLE) or self.fatal is not None:
+        failure = classify(retry_state.outcome.exception())
+        if not failure.retry or self.fatal is not None:
             return False
         # 429s are paced by the adaptive limit, not spent from the budget
-        return isinstance(error, openai.RateLimitError) or self._retry_budget.withdraw()
+        return failure.rate_limited or self._retry_budget.withdraw()
 
     async def _complete(self, messages) -> Completion:
         client = await self._get_client()
@@ -159,69 +171,76 @@ class Engine:
                         if self.fatal is not None:  # decided while this request waited: do not send it
                             raise self.fatal
                         try:
-                            completion = await self._send(client, messages)
+                            completion = await self._attempt(client, messages)
                         except openai.RateLimitError:
                             self.limit.rate_limited(sent_at)
                             raise
                     self.limit.succeeded()
                     completion.retries = attempt.retry_state.attempt_number - 1
                     return completion
-        except openai.AuthenticationError:
-            raise EndpointError(f"{self.where} rejected the API key (401): set OPENAI_API_KEY or pass "
-                                "LLM(api_key=...) with a valid key.") from None
-        except openai.PermissionDeniedError:
-            raise EndpointError(f"{self.where} refused access to model {self.llm.model!r} (403): "
-                                "check the key's permissions.") from None
-        except openai.NotFoundError:
-            raise EndpointError(f"{self.where} has no model {self.llm.model!r} or no chat completions "
-                                "route (404): check model= and base_url= (it usually ends in /v1).") from None
-        except (openai.APIError, NotACompletion) as exc:
+        except (openai.APIError, NotACompletion, RequestTimedOut) as exc:
+            failure = classify(exc)
+            if failure.blame == RUN:
+                raise EndpointError(self._stop_message(exc)) from None
             attempts = retrying.statistics.get("attempt_number", 1)
-            spent = isinstance(exc, RETRYABLE) and attempts <= self.llm.max_retries
+            spent = failure.retry and attempts <= self.llm.max_retries
             raise CallFailed(f"{self._describe(exc)} (after {attempts} attempt{'s' * (attempts > 1)}"
-                             f"{'; the run has used up its retry budget' if spent else ''})") from None
+                             f"{'; the run has used up its retry budget' if spent else ''})", blame=failure.blame) from None
 
-    async def _send(self, client: openai.AsyncOpenAI, messages) -> Completion:
+    def _stop_message(self, exc: openai.APIStatusError) -> str:
+        if isinstance(exc, openai.AuthenticationError):
+            return (f"{self.where} rejected the API key (401): set {self.llm.api_key_env} or pass LLM(api_key=...) "
+                    "with a valid key.")
+        if isinstance(exc, openai.PermissionDeniedError):
+            return f"{self.where} refused access to model {self.llm.model!r} (403): check the key's permissions."
+        return (f"{self.where} has no model {self.llm.model!r} or no chat completions route (404): check model= "
+                "and base_url= (it usually ends in /v1).")
+
+    async def _attempt(self, client: openai.AsyncOpenAI, messages) -> Completion:
+        """One attempt, within the deadline; keeps count of connections that could not be made."""
         try:
-            # `post` is the SDK's documented way to send a body as is: `chat.completions.create` spends
-            # more CPU validating and converting our already well-formed messages than the request
-            # takes on the wire (docs/performance.md).
-            response = await client.post("/chat/completions", cast_to=object, body={
-                "model": self.llm.model or "embedded", "messages": messages, **self.llm.sampling(),
-                **self.llm.extra_body})
+            async with asyncio.timeout(self.llm.timeout):
+                response = await self._post(client, messages)
+        except TimeoutError:
+            raise RequestTimedOut() from None
         except openai.APIConnectionError as exc:
-            self._connection_failures += 1
-            outage = not self._ever_answered or time.monotonic() - self._last_answer > OUTAGE_SECONDS
-            if self._connection_failures >= CONNECTION_FAILURES_TO_GIVE_UP and outage:
-                raise EndpointError(f"Cannot reach the LLM endpoint {self.where} ({self._describe(exc)}): is "
-                                    "the server running and base_url right?") from None
+            if classify(exc).unreachable:
+                self._cannot_connect += 1
+                outage = self._last_answer is None or time.monotonic() - self._last_answer > OUTAGE_SECONDS
+                if self._cannot_connect >= CONNECTION_FAILURES_TO_GIVE_UP and outage:
+                    raise EndpointError(f"Cannot reach the LLM endpoint {self.where} ({self._describe(exc)} "
+                                        f"{self._cannot_connect} times in a row): is the server running and "
+                                        "base_url right?") from None
             raise
-        self._connection_failures = 0
-        self._ever_answered = True
-        self._last_answer = time.monotonic()
-        try:
-            choice = response["choices"][0]
-            text = choice["message"].get("content") or ""
-        except (TypeError, KeyError, IndexError, AttributeError):
-            raise NotACompletion("not JSON" if isinstance(response, str) else "no choices") from None
-        usage = response.get("usage") or {}
-        return Completion(text=text, finish_reason=choice.get("finish_reason"),
-                          prompt_tokens=usage.get("prompt_tokens") or 0,
-                          completion_tokens=usage.get("completion_tokens") or 0, retries=0)
+        except openai.APIStatusError:
+            self._answered()
+            raise
+        self._answered()
+        return parse_completion(response)
 
-    def _describe(self, exc: Exception) -> str:
-        if isinstance(exc, NotACompletion):
-            return f"the endpoint's reply was not a chat completion ({exc})"
-        if isinstance(exc, openai.APITimeoutError):
-            return f"timed out after {self.llm.timeout:g}s"
-        if isinstance(exc, openai.APIConnectionError):
-            cause = exc.__cause__ or exc
-            return f"connection failed: {type(cause).__name__}"
-        if isinstance(exc, openai.APIStatusError):
-            body = exc.body if isinstance(exc.body, dict) else {}
-            detail = str(body.get("message") or exc.message or "")
-            key = self.llm.api_key
-            if key and key in detail:
-                detail = detail.replace(key, "***")
-            return f"HTTP {exc.status_code}: {detail[:200]}"
-        return type(exc).__name__
+    def _answered(self) -> None:
+        self._cannot_connect = 0
+        self._last_answer = time.monotonic()
+
+    async def _post(self, client: openai.AsyncOpenAI, messages):
+        # `post` is the SDK's documented way to send a body as is: `chat.completions.create` spends
+        # more CPU validating and converting our already well-formed messages than the request
+        # takes on the wire (docs/performance.md).
+        return await client.post("/chat/completions", cast_to=object, body={
+            "model": self.llm.model or "embedded", "messages": messages, **self.llm.sampling(),
+            **self.llm.extra_body})
+
+
+def parse_completion(response) -> Completion:
+    """A `Completion` from a chat completion's JSON; `NotACompletion` for anything else."""
+    try:
+        choice = response["choices"][0]
+        content = choice["message"].get("content")
+    except (TypeError, KeyError, IndexError, AttributeError):
+        raise NotACompletion("not JSON" if isinstance(response, (str, bytes)) else "no choices") from None
+    usage = response.get("usage") or {}
+    if not isinstance(usage, dict):
+        usage = {}
+    return Completion(text=reply_text(content), finish_reason=choice.get("finish_reason"),
+                      prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                      completion_tokens=int(usage.get("completion_tokens") or 0), retries=0)
