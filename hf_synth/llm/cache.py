@@ -6,18 +6,30 @@ of that turn: as durable as one write per reply, for a fraction of the CPU.
 
 Keyed by a canonical hash of who answers and what was asked (endpoint, model, sampling parameters,
 messages), never by the API key. SQLite in WAL mode lets several `num_proc` workers share it.
+
+The cache is never a reason to lose a row: a cache that cannot be opened or written (a read-only
+folder, a path that is a file) stops the run at its start with one sentence (`CacheError`); a file
+whose header is damaged is moved aside and started afresh; an entry that cannot be read is a miss
+(requested again and rewritten); a write that fails later is logged once and the run goes on.
 """
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
+
+from ..errors import CacheError
+
+logger = logging.getLogger(__name__)
+REPLY_FIELDS = {"text": str, "finish_reason": (str, type(None)), "prompt_tokens": int, "completion_tokens": int}
 
 
 def default_cache_dir() -> Path:
@@ -31,27 +43,83 @@ def request_key(identity: dict[str, Any], messages) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def _locked(error: BaseException) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
+
+def _reply(text: str) -> dict | None:
+    """A stored reply, or None when it is not one (damaged)."""
+    try:
+        reply = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(reply, dict) or any(not isinstance(reply.get(k), t) for k, t in REPLY_FIELDS.items()):
+        return None
+    return reply
+
+
 class RequestCache:
     def __init__(self, directory: str | os.PathLike | None = None):
         directory = Path(directory) if directory else default_cache_dir()
-        directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "requests.sqlite"
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-        # Switching a new file to WAL is not covered by the busy timeout when several workers open
-        # it at once: retry.
-        for attempt in Retrying(retry=retry_if_exception_type(sqlite3.OperationalError), stop=stop_after_delay(60),
-                                wait=wait_random(0.01, 0.2), reraise=True):
-            with attempt:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
-        self._db.execute("PRAGMA synchronous=NORMAL")
         self._pending: dict[str, str] = {}
+        self._warned = False
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(f"The request cache folder {directory} cannot be made ({exc.strerror or exc}): point "
+                             "HF_SYNTH_CACHE (or cache=) at a writable folder, or run with cache=False / --no-cache.") from None
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            if _locked(exc) or not self.path.exists() or "not a database" not in str(exc):
+                raise CacheError(f"The request cache {self.path} cannot be opened or written ({exc}): point "
+                                 "HF_SYNTH_CACHE (or cache=) at a writable folder, or run with cache=False / "
+                                 "--no-cache.") from None
+            self._set_aside()
+            self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        try:
+            # Switching a new file to WAL is not covered by the busy timeout when several workers
+            # open it at once: retry that, and nothing else.
+            for attempt in Retrying(retry=retry_if_exception(_locked), stop=stop_after_delay(60),
+                                    wait=wait_random(0.01, 0.2), reraise=True):
+                with attempt:
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute("CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, reply TEXT NOT NULL)")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("BEGIN IMMEDIATE")  # can we write? (a read-only folder or file says so here)
+            db.execute("ROLLBACK")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _set_aside(self) -> None:
+        damaged = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{self.path}{suffix}")
+            if source.exists():
+                source.replace(f"{damaged}{suffix}")
+        logger.warning("The request cache %s was damaged: moved to %s; starting a new one (its replies are "
+                       "requested again).", self.path, damaged)
+
+    def _warn(self, what: str, error: BaseException) -> None:
+        if not self._warned:
+            self._warned = True
+            logger.warning("The request cache %s could not %s (%s); the run goes on.", self.path, what, error)
 
     def get(self, key: str) -> dict | None:
         if key in self._pending:
             return json.loads(self._pending[key])
-        row = self._db.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        try:
+            row = self._db.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchone()
+        except sqlite3.DatabaseError as exc:  # damaged pages, undecodable text
+            self._warn("read an entry, so it is requested again", exc)
+            return None
+        return _reply(row[0]) if row else None
 
     def put(self, key: str, reply: dict) -> None:
         self._pending[key] = json.dumps(reply, ensure_ascii=False)
@@ -65,13 +133,16 @@ class RequestCache:
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
-        self._db.execute("BEGIN")
         try:
-            self._db.executemany("INSERT OR REPLACE INTO replies (key, reply) VALUES (?, ?)", pending.items())
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO replies (key, reply) VALUES (?, ?)", pending.items())
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            self._warn("store replies, so a re-run will request them again", exc)
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
