@@ -4,8 +4,11 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import shutil
+import signal
 import sys
 import time
+from pathlib import Path
 
 from . import __version__
 from .errors import HFSynthError
@@ -44,10 +47,23 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="a JSON/JSONL/CSV/Parquet file, a folder saved with save_to_disk, or a Hub dataset id")
     parser.add_argument("--output", required=True, help="folder to save the result to (Dataset.save_to_disk)")
     parser.add_argument("--split", default="train", help="split to read from a Hub dataset or saved DatasetDict")
-    parser.add_argument("--limit", type=int, help="only the first N rows")
+    parser.add_argument("--limit", type=_count, help="only the first N rows")
     parser.add_argument("--batch-size", type=int, default=64, help="rows run concurrently per map batch")
     parser.add_argument("--num-proc", type=int, help="worker processes for Dataset.map")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="also publish the result with a dataset card, e.g. me/alpaca-coevol")
+    parser.add_argument("--retry-failed", action="store_true",
+                        help="run only the failed rows of the earlier run saved in --output again, and save the "
+                             "whole result there (the rows that succeeded cost nothing)")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of rows (0 or more)")
+    return value
 
 
 def _llm(args) -> LLM:
@@ -58,7 +74,7 @@ def _llm(args) -> LLM:
         return limit and max(1, limit // workers)
 
     base_url = args.base_url[0] if args.base_url and len(args.base_url) == 1 else args.base_url
-    return LLM(model=args.model, base_url=base_url, api_key=os.environ.get(args.api_key_env),
+    return LLM(model=args.model, base_url=base_url, api_key_env=args.api_key_env,
                temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed,
                max_concurrency=share(args.max_concurrency), timeout=args.timeout, max_retries=args.max_retries,
                requests_per_minute=share(args.requests_per_minute), tokens_per_minute=share(args.tokens_per_minute))
@@ -77,23 +93,36 @@ def _publish_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args, steps, title: str):
-    """Load the input, map each of `steps` over it (e.g. a method, then a judge), save the result with
-    its recipe, print a summary, publish it if asked; returns the dataset."""
+    """Load the input, map each of `steps` over it (e.g. a method, then a judge) — or, with
+    --retry-failed, only the failed rows of the earlier run in --output — save the result with its
+    recipe, print a summary, publish it if asked; returns the dataset."""
     from . import recipe as recipes
     from .io import load_input
+    from .retry import failed_rows
     from .runner import stats
+    from .transforms.base import with_empty_outputs
 
-    started = time.monotonic()
+    started, wall_started = time.monotonic(), time.time()
     dataset = load_input(args.input, args.split)
     if args.limit is not None:
         dataset = dataset.select(range(min(args.limit, len(dataset))))
     print(f"{title} over {len(dataset)} rows with {steps[0].llm!r}", file=sys.stderr)
-    for step in steps:
-        dataset = dataset.map(step, batched=True, batch_size=args.batch_size, num_proc=args.num_proc,
-                              desc=type(step).__name__.removesuffix("Transform"))
+    if getattr(args, "retry_failed", False):
+        dataset = _retry_failed(args, steps, len(dataset))
+    elif len(dataset) == 0:
+        dataset = with_empty_outputs(dataset, steps)  # Dataset.map skips an empty dataset
+    else:
+        for step in steps:
+            dataset = dataset.map(step, batched=True, batch_size=args.batch_size, num_proc=args.num_proc,
+                                  desc=type(step).__name__.removesuffix("Transform"))
+        if _reused(dataset, wall_started):
+            failed = len(failed_rows(dataset, steps))
+            print(f"datasets reused the finished map of this input and settings ({len(dataset)} rows, {failed} "
+                  f"failed; no request sent){'; to run the failed rows again, add --retry-failed' if failed else ''}",
+                  file=sys.stderr)
     seconds = time.monotonic() - started
     run_stats = stats() if not args.num_proc else None  # workers keep their own counts
-    dataset.save_to_disk(args.output)
+    _save(dataset, args.output)
     recipe = recipes.make(steps, source=args.input, split=args.split, limit=args.limit, batch_size=args.batch_size,
                           seconds=seconds, run_stats=run_stats)
     recipes.save(recipe, args.output)
@@ -102,6 +131,43 @@ def _run(args, steps, title: str):
     if args.push_to_hub:
         _publish(dataset, recipe, args.push_to_hub, args)
     return dataset
+
+
+def _retry_failed(args, steps, rows: int):
+    from .io import load_input
+    from .retry import failed_rows, retry_failed
+
+    if not (Path(args.output) / "dataset_info.json").exists():
+        raise HFSynthError(f"--retry-failed runs the failed rows of an earlier run saved in --output, and "
+                           f"{args.output} holds none: run without --retry-failed first.")
+    previous = load_input(args.output)
+    if len(previous) != rows:
+        raise HFSynthError(f"--retry-failed: {args.output} holds {len(previous)} rows but the input gives {rows}; "
+                           "pass the same input, --split and --limit as the earlier run.")
+    failed = len(failed_rows(previous, steps))
+    print(f"retrying {failed} failed rows of {rows}", file=sys.stderr)
+    return retry_failed(previous, steps, batch_size=args.batch_size, num_proc=args.num_proc)
+
+
+def _reused(dataset, since: float) -> bool:
+    """Whether `datasets` answered the map from its cache (its files are older than this run)."""
+    files = [entry["filename"] for entry in dataset.cache_files]
+    return bool(files) and all(os.path.getmtime(name) < since for name in files)
+
+
+def _save(dataset, folder) -> None:
+    """Save to `folder`, replacing what is there only once the new copy is complete (the dataset may
+    be read from the old one)."""
+    folder = Path(folder)
+    scratch = folder.with_name(f"{folder.name}.saving-{os.getpid()}")
+    dataset.save_to_disk(str(scratch))
+    if folder.exists():
+        old = folder.with_name(f"{folder.name}.old-{os.getpid()}")
+        folder.rename(old)
+        scratch.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        scratch.rename(folder)
 
 
 def _publish(dataset, recipe, repo_id: str, args, folder=None) -> None:
@@ -135,7 +201,7 @@ def _reproduce(args) -> None:
     args.split = args.split or given.get("split") or "train"
     args.limit = args.limit if args.limit is not None else given.get("limit")
     args.batch_size = args.batch_size or (recipe.get("map") or {}).get("batch_size") or 64
-    steps = recipes.transforms(recipe, api_key=os.environ.get(args.api_key_env), cache=_cache(args))
+    steps = recipes.transforms(recipe, api_key_env=args.api_key_env, cache=_cache(args))
     _run(args, steps, f"Reproducing {' → '.join(type(s).__name__ for s in steps)}")
 
 
@@ -394,8 +460,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt_main_process_only(main_pid: int):
+    """SIGINT and SIGTERM stop the run once, in the main process: forked `num_proc` workers (which
+    inherit this handler) ignore Ctrl-C, which reaches the whole process group, and die quietly on
+    SIGTERM, which the main process's pool sends them as it shuts down."""
+    def handler(signum, frame):
+        if os.getpid() == main_pid:
+            raise KeyboardInterrupt
+        if signum == signal.SIGTERM:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+    return handler
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    handler = _interrupt_main_process_only(os.getpid())
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         args.run(args)
     except HFSynthError as exc:
@@ -404,6 +485,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: completed requests are cached; run the same command again to resume", file=sys.stderr)
         return 130
+    finally:
+        for sig, action in previous.items():
+            signal.signal(sig, action)
     return 0
 
 

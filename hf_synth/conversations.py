@@ -17,7 +17,9 @@ def normalize(turns) -> list[dict]:
     for number, turn in enumerate(turns, 1):
         if not isinstance(turn, dict):
             raise RowError(f"turn {number} is {describe(turn)}, expected a dict with role/content or from/value")
-        if "role" in turn:
+        # Arrow gives every turn of a column every key any turn has (None where absent), so a turn's
+        # style is told by which keys hold a value, not by which keys exist.
+        if turn.get("role") is not None or ("role" in turn and turn.get("from") is None):
             role, content = turn.get("role"), turn.get("content")
         elif "from" in turn:
             role, content = SHAREGPT_ROLES.get(str(turn.get("from")).lower(), turn.get("from")), turn.get("value")

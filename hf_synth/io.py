@@ -10,23 +10,42 @@ from .errors import HFSynthError, InputError
 BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
+def _split(loaded: datasets.DatasetDict, source: str, split: str) -> datasets.Dataset:
+    if split not in loaded:
+        raise InputError(f"{source} has no split {split!r}; it has {', '.join(map(repr, loaded))}: pass --split.")
+    return loaded[split]
+
+
 def load_input(source: str, split: str = "train") -> datasets.Dataset:
     path = Path(source)
     if path.is_dir():
         if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
             loaded = datasets.load_from_disk(str(path))
-            return loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
-        return datasets.load_dataset(str(path), split=split)
+            return _split(loaded, source, split) if isinstance(loaded, datasets.DatasetDict) else loaded
+        return _split(datasets.load_dataset(str(path)), source, split)
     if path.is_file():
         builder = BUILDERS.get(path.suffix.lower())
         if builder is None:
             raise InputError(f"{source}: unknown file type {path.suffix!r}; use one of {', '.join(BUILDERS)}.")
-        return datasets.load_dataset(builder, data_files=str(path), split="train")
+        if builder in ("json", "csv") and _blank(path):
+            raise InputError(f"{source} is empty: it has no rows, nor columns to say what they would be.")
+        try:
+            return datasets.load_dataset(builder, data_files=str(path), split="train")
+        except Exception as exc:  # the builders raise many kinds; the user needs one sentence
+            raise InputError(f"{source} could not be read as {builder} ({_first_line(exc)}).") from None
     if path.suffix.lower() in BUILDERS or source.startswith((".", "/")):
         raise InputError(f"{source}: no such file or folder.")
     try:
         return datasets.load_dataset(source, split=split)
     except Exception as exc:  # the Hub raises many kinds; the user needs one sentence
-        reason = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise HFSynthError(f"Could not load {source!r} from the Hugging Face Hub ({reason}): check the "
-                           "dataset id and your network, or pass a local file or folder.") from None
+        raise HFSynthError(f"Could not load {source!r} from the Hugging Face Hub ({_first_line(exc)}): check the "
+                           "dataset id, --split and your network, or pass a local file or folder.") from None
+
+
+def _blank(path: Path) -> bool:
+    with path.open("rb") as file:
+        return not file.read(1 << 16).strip()
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc).strip() else type(exc).__name__

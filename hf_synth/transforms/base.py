@@ -127,13 +127,18 @@ class MapTransform:
                     type(self).__name__, len(rows), failed, run.sent, run.cached, run.retries)
         return outcomes, batched
 
+    def output_schema(self, column_names: list[str]) -> dict[str, pa.DataType]:
+        """Every column this transform adds to a dataset with `column_names`, with its Arrow type."""
+        types = {f"{self.prefix}_{name}": t for name, t in self.output_types(column_names).items()}
+        types[f"{self.prefix}_error"] = pa.string()
+        types[f"{self.prefix}_usage"] = USAGE
+        return types
+
     def __call__(self, examples):
         column_names = list(examples.keys())
         outcomes, batched = self.outcomes(examples)
         method_types = self.output_types(column_names)
-        types = {f"{self.prefix}_{name}": t for name, t in method_types.items()}
-        types[f"{self.prefix}_error"] = pa.string()
-        types[f"{self.prefix}_usage"] = USAGE
+        types = self.output_schema(column_names)
         columns: dict[str, list] = {name: [] for name in types}
         for outcome in outcomes:
             values = {} if outcome.error else self.output_values(outcome.result)
@@ -152,6 +157,21 @@ class MapTransform:
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
         return f"{type(self).__name__}(llm={self.llm!r}, {options})"
+
+
+def with_empty_outputs(dataset, transforms):
+    """An empty `dataset` with every column `transforms` would add (`Dataset.map` calls nothing on an
+    empty dataset, so it would come back without them); its columns are still checked."""
+    import datasets
+
+    table = dataset.features.arrow_schema.empty_table()
+    for transform in transforms:
+        transform.input_columns(table.column_names)
+        for name, type_ in transform.output_schema(table.column_names).items():
+            if name in table.column_names:
+                table = table.drop_columns([name])
+            table = table.append_column(name, pa.array([], type=type_))
+    return datasets.Dataset(table)
 
 
 def arrow_type(annotation: str) -> pa.DataType:

@@ -1,0 +1,50 @@
+"""Running the failed rows of a finished run again, paying nothing for the rows that succeeded.
+
+`datasets` caches a finished `map` by its fingerprint, failures included: mapping the same transform
+over the same input again reuses it and sends nothing. `retry_failed` selects the failed rows, maps
+them afresh (the request cache still answers every request that had completed), and puts them back in
+their places.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import datasets
+
+from .errors import InputError
+
+
+def failed_rows(dataset: datasets.Dataset, transforms: Sequence) -> list[int]:
+    """Indices of the rows that any of `transforms` marked with an error."""
+    columns = [f"{t.prefix}_error" for t in transforms]
+    missing = [c for c in columns if c not in dataset.column_names]
+    if missing:
+        raise InputError(f"retry_failed needs the output of the transforms it retries: no column "
+                         f"{', '.join(map(repr, missing))} among {dataset.column_names}.")
+    errors = dataset.select_columns(columns).to_dict()
+    return [row for row, marks in enumerate(zip(*errors.values())) if any(mark is not None for mark in marks)]
+
+
+def retry_failed(dataset: datasets.Dataset, transforms, **map_kwargs) -> datasets.Dataset:
+    """`dataset` — the output of mapping `transforms` (one, or several in order) — with its failed rows
+    run again through all of them, in place; the other rows are untouched and cost nothing.
+
+    >>> out = retry_failed(out, CoEvolTransform(llm), batch_size=64)
+
+    `map_kwargs` go to `Dataset.map` (`batch_size`, `num_proc`, ...); `batched=True` is implied.
+    """
+    transforms = list(transforms) if isinstance(transforms, (list, tuple)) else [transforms]
+    failed = failed_rows(dataset, transforms)
+    if not failed:
+        return dataset
+    ours = [c for c in dataset.column_names if any(c.startswith(f"{t.prefix}_") for t in transforms)]
+    retried = dataset.select(failed).remove_columns(ours)
+    for transform in transforms:
+        # a fresh map: the one datasets cached would give back the same failures
+        retried = retried.map(transform, batched=True, load_from_cache_file=False, **map_kwargs)
+    failed_set = set(failed)
+    kept = [row for row in range(len(dataset)) if row not in failed_set]
+    combined = datasets.concatenate_datasets([dataset.select(kept),
+                                              retried.select_columns(dataset.column_names).cast(dataset.features)])
+    position = {row: place for place, row in enumerate(kept + failed)}
+    return combined.select([position[row] for row in range(len(dataset))]).flatten_indices()
