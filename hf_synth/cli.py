@@ -160,7 +160,8 @@ def _save(dataset, folder) -> None:
     be read from the old one)."""
     folder = Path(folder)
     scratch = folder.with_name(f"{folder.name}.saving-{os.getpid()}")
-    dataset.save_to_disk(str(scratch))
+    # an empty dataset saved in 0 shards does not load again (datasets 4-5): give it one
+    dataset.save_to_disk(str(scratch), num_shards=1 if len(dataset) == 0 else None)
     if folder.exists():
         old = folder.with_name(f"{folder.name}.old-{os.getpid()}")
         folder.rename(old)
@@ -473,6 +474,16 @@ def _interrupt_main_process_only(main_pid: int):
     return handler
 
 
+def _interrupted(exc: BaseException | None) -> bool:
+    """Whether `exc` is, or was raised while handling, a KeyboardInterrupt: `Dataset.map` with
+    `num_proc` replaces it with a pool TimeoutError as it waits for its workers."""
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__context__
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = _interrupt_main_process_only(os.getpid())
@@ -482,7 +493,9 @@ def main(argv: list[str] | None = None) -> int:
     except HFSynthError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except BaseException as exc:
+        if not _interrupted(exc):
+            raise
         print("interrupted: completed requests are cached; run the same command again to resume", file=sys.stderr)
         return 130
     finally:

@@ -29,6 +29,11 @@ def load_input(source: str, split: str = "train") -> datasets.Dataset:
             raise InputError(f"{source}: unknown file type {path.suffix!r}; use one of {', '.join(BUILDERS)}.")
         if builder in ("json", "csv") and _blank(path):
             raise InputError(f"{source} is empty: it has no rows, nor columns to say what they would be.")
+        if builder == "parquet" and _parquet_rows(path) == 0:  # datasets' builder finds "no data" in it
+            import pyarrow.parquet
+            from datasets.table import InMemoryTable
+
+            return datasets.Dataset(InMemoryTable(pyarrow.parquet.read_table(path)))
         try:
             return datasets.load_dataset(builder, data_files=str(path), split="train")
         except Exception as exc:  # the builders raise many kinds; the user needs one sentence
@@ -40,6 +45,15 @@ def load_input(source: str, split: str = "train") -> datasets.Dataset:
     except Exception as exc:  # the Hub raises many kinds; the user needs one sentence
         raise HFSynthError(f"Could not load {source!r} from the Hugging Face Hub ({_first_line(exc)}): check the "
                            "dataset id, --split and your network, or pass a local file or folder.") from None
+
+
+def _parquet_rows(path: Path) -> int | None:
+    import pyarrow.parquet
+
+    try:
+        return pyarrow.parquet.ParquetFile(path).metadata.num_rows
+    except Exception:  # not Parquet after all: the builder will say so
+        return None
 
 
 def _blank(path: Path) -> bool:

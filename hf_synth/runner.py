@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import CallFailed, EndpointError, HFSynthError, RowError
-from .llm.cache import RequestCache, request_key
+from .llm.cache import RequestCache, default_cache_dir, request_key
 from .llm.config import LLM
 from .llm.engine import Completion, Engine
 from .llm.failures import unusable
@@ -94,9 +94,9 @@ class Runner:
         self._default = default
         self._cache = None
         if cache_dir is not False:
-            folder = str(cache_dir) if cache_dir not in (True, None) else ""
+            folder = str(cache_dir if cache_dir not in (True, None) else default_cache_dir())
             if folder not in state.caches:
-                state.caches[folder] = RequestCache(folder or None)
+                state.caches[folder] = RequestCache(folder)
             self._cache = state.caches[folder]
 
     def _engines(self, llm: LLM) -> list[Engine]:

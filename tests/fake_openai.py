@@ -6,8 +6,10 @@ once, like a rate-limited endpoint. Every request received is recorded.
 
 Faults: an int status or ("status", code, headers); ("sleep", seconds) before answering; "close" (the
 connection drops in the middle of the body); "not_json" (a 200 whose body is an HTML page);
-"no_choices" (JSON without `choices`); "empty" (empty content); ("finish", "length") (half the reply,
-cut) and ("finish", "content_filter") (no content).
+"no_choices" (JSON without `choices`); "cut_json" (a 200 whose JSON body stops halfway);
+"dict_content" (`content` an object, not text); "parts" (`content` a list of text parts); "empty"
+(empty content); ("finish", "length") (half the reply, cut) and ("finish", "content_filter") (no
+content); ("trickle", "body" | "headers", seconds) (the response written one byte every `seconds`).
 """
 from __future__ import annotations
 
@@ -124,6 +126,17 @@ class FakeOpenAI(LoopbackServer):
         }
         if fault == "no_choices":
             del completion["choices"]
+        if fault == "dict_content":
+            completion["choices"][0]["message"]["content"] = {"text": text}
+        if fault == "parts":
+            completion["choices"][0]["message"]["content"] = [{"type": "text", "text": text[:3]},
+                                                               {"type": "text", "text": text[3:]}]
+        if fault == "cut_json":
+            payload = json.dumps(completion)
+            return web.Response(text=payload[:len(payload) // 2], content_type="application/json")
+        if fault and fault[0] == "trickle":
+            return await trickle(request, json.dumps(completion).encode(), headers_too=fault[1] == "headers",
+                                 gap=fault[2])
         if fault == "close":  # send half the body, then drop the connection
             payload = json.dumps(completion).encode()
             response = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -133,6 +146,24 @@ class FakeOpenAI(LoopbackServer):
             request.transport.close()
             return response
         return web.json_response(completion)
+
+
+async def trickle(request: web.Request, payload: bytes, headers_too: bool, gap: float):
+    """Write a whole HTTP response by hand, one byte every `gap` seconds: the body only, or the status
+    line and headers too (a slow proxy). Stops when the client goes away."""
+    head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    transport = request.transport
+    if not headers_too:
+        transport.write(head)
+    for byte in (head if headers_too else b"") + payload:
+        if transport is None or transport.is_closing():
+            break
+        transport.write(bytes([byte]))
+        await asyncio.sleep(gap)
+    if transport is not None:
+        transport.close()
+    raise asyncio.CancelledError  # the response was written by hand: aiohttp must not write another
 
 
 def fault_kind(fault) -> str:
@@ -145,6 +176,8 @@ def fault_kind(fault) -> str:
         return f"HTTP {fault[1]}" + (" with Retry-After" if "Retry-After" in dict(fault[2]) else "")
     if fault[0] == "sleep":
         return f"sleep {fault[1]:g}s"
+    if fault[0] == "trickle":
+        return f"{fault[1]} trickled"
     return f"finish_reason {fault[1]}"
 
 

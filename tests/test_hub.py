@@ -199,6 +199,12 @@ def test_hub_failures_are_one_sentence(tmp_path):
     result = hf_synth_cli("publish", str(tmp_path / "run"), "me/x", env=hub_env(closed))
     assert result.returncode == 1 and "license of the data is unknown" in result.stderr
 
+    # a mirror whose address carries credentials: they are not shown
+    with_credentials = closed.replace("http://", "http://user:hunter2@")
+    result = hf_synth_cli("publish", str(tmp_path / "run"), "me/x", "--license", "mit", env=hub_env(with_credentials))
+    assert result.returncode == 1 and f"the Hugging Face Hub at {closed} cannot be reached" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+
 
 def test_reproduce_runs_the_recipe_again(tmp_path):
     with FakeOpenAI(r2s_replies()) as server:

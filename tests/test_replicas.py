@@ -49,11 +49,13 @@ def test_requests_per_minute_paces_what_is_sent():
     with FakeOpenAI(coevol_replies(prefer_edit)) as server:
         # a full bucket of 120 requests, then one every half second
         llm = LLM(model="m", base_url=server.url, requests_per_minute=120)
+        started = time.monotonic()
         out = rows(124).map(CoEvolTransform(llm, mode="edit"), batched=True)
-        assert out["coevol_error"] == [None] * 124
-        arrivals = sorted(server.arrivals)
-        assert arrivals[-1] - arrivals[0] >= 1.5
-        assert sum(t - arrivals[0] < 1.0 for t in arrivals) <= 123
+        took = time.monotonic() - started
+        assert out["coevol_error"] == [None] * 124 and len(server.requests) == 124
+        # timed on the client, which waits for its budget: a busy machine can stretch this, never
+        # shorten it (the server's arrival times can be bunched by a busy server)
+        assert took >= 1.5
 
 
 def test_tokens_per_minute_counts_the_prompt_and_max_tokens():

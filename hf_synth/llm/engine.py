@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -203,6 +204,9 @@ class Engine:
                 response = await self._post(client, messages)
         except TimeoutError:
             raise RequestTimedOut() from None
+        except json.JSONDecodeError:  # a 200 that says it is JSON and is cut or garbled
+            self._answered()
+            raise NotACompletion("its JSON is cut or malformed") from None
         except openai.APIConnectionError as exc:
             if classify(exc).unreachable:
                 self._cannot_connect += 1

@@ -163,6 +163,7 @@ def with_empty_outputs(dataset, transforms):
     """An empty `dataset` with every column `transforms` would add (`Dataset.map` calls nothing on an
     empty dataset, so it would come back without them); its columns are still checked."""
     import datasets
+    from datasets.table import InMemoryTable
 
     table = dataset.features.arrow_schema.empty_table()
     for transform in transforms:
@@ -171,7 +172,7 @@ def with_empty_outputs(dataset, transforms):
             if name in table.column_names:
                 table = table.drop_columns([name])
             table = table.append_column(name, pa.array([], type=type_))
-    return datasets.Dataset(table)
+    return datasets.Dataset(InMemoryTable(table))
 
 
 def arrow_type(annotation: str) -> pa.DataType:

@@ -1,0 +1,363 @@
+"""The promises of docs/reliability.md under the conditions that broke them: bad rows among good ones,
+a failing window carried between runs, dropped connections, two keys, spawn workers, replies that are
+not completions, a trickling server, a damaged cache. Real HTTP on loopback, the real openai client."""
+import os
+import pickle
+import sqlite3
+import subprocess
+import sys
+
+import datasets
+import pytest
+from fake_openai import FakeOpenAI, coevol_replies, prefer_edit
+
+from hf_synth import LLM, CoEvolTransform, EndpointError
+from hf_synth.errors import CacheError, ConfigError
+from hf_synth.retry import retry_failed
+from hf_synth.runner import stats
+
+CONTEXT = "This model's maximum context length is 8192 tokens; your messages resulted in 9000 tokens."
+
+
+def rows(count: int, long_from: int | None = None) -> datasets.Dataset:
+    """`count` Alpaca rows; from `long_from` on, instructions too long for the fake model's context."""
+    long_from = count if long_from is None else long_from
+    return datasets.Dataset.from_dict({
+        "instruction": [f"task {i}" + (" word" * 3000 if i >= long_from else "") for i in range(count)],
+        "output": [f"answer {i}" for i in range(count)]})
+
+
+def beyond_context(body) -> object:
+    return ("status", 400, {}) if len(str(body["messages"])) > 10_000 else None
+
+
+@pytest.fixture
+def server():
+    with FakeOpenAI(coevol_replies(prefer_edit)) as fake:
+        fake.error_message = CONTEXT
+        yield fake
+
+
+# -- 1. a bad row fails that row only
+
+def test_rows_beyond_the_context_fail_alone_on_every_run(server):
+    server.fault_for = beyond_context
+    llm = LLM(model="m", base_url=server.url, max_retries=3)
+    for _ in range(2):  # the same job again, in memory: datasets has nothing cached
+        out = rows(128, long_from=110).map(CoEvolTransform(llm, mode="edit", cache=False), batched=True, batch_size=16)
+        errors = out["coevol_error"]
+        assert errors[:110] == [None] * 110
+        assert all(e.startswith(f"LLM call failed: HTTP 400: {CONTEXT}") and "after 1 attempt)" in e
+                   for e in errors[110:]), errors[110:]
+    assert len(server.requests) == 2 * 128  # 400s are not retried
+
+
+def test_the_failure_window_starts_fresh_with_each_run(server):
+    llm = LLM(model="m", base_url=server.url, max_retries=1, max_concurrency=4)
+    server.fault_for = lambda body: ("status", 503, {"Retry-After": "0"})  # an outage
+    with pytest.raises(EndpointError, match="is failing|completed none"):
+        rows(40).map(CoEvolTransform(llm, mode="edit"), batched=True)
+    server.fault_for = beyond_context  # the endpoint is back; the next job has over-long rows first
+    out = rows(12, long_from=0).select(range(12)).map(CoEvolTransform(llm, mode="edit"), batched=True)
+    out2 = rows(30).map(CoEvolTransform(llm, mode="edit"), batched=True)
+    assert all("HTTP 400" in e for e in out["coevol_error"]) and out2["coevol_error"] == [None] * 30
+
+
+def test_dropped_connections_are_retried_not_an_unreachable_endpoint(server):
+    server.faults = ["close"] * 8
+    llm = LLM(model="m", base_url=server.url, max_retries=5, max_concurrency=4)
+    out = rows(4).map(CoEvolTransform(llm, mode="edit"), batched=True)
+    assert out["coevol_error"] == [None] * 4 and server.injected["close"] == 8
+
+
+# -- 2. each LLM sends its own key, in every kind of worker
+
+def test_two_llms_on_one_endpoint_send_their_own_keys():
+    with FakeOpenAI(coevol_replies(prefer_edit)) as server:
+        first = LLM(model="m", base_url=server.url, api_key="sk-first-key")
+        second = LLM(model="m", base_url=server.url + "/", api_key="sk-second-key")
+        rows(3).map(CoEvolTransform(first, mode="edit", cache=False), batched=True)
+        rows(3).map(CoEvolTransform(second, mode="edit", cache=False), batched=True)
+    sent = [h["Authorization"] for h in server.headers]
+    assert sent == ["Bearer sk-first-key"] * 3 + ["Bearer sk-second-key"] * 3
+
+
+SPAWN_JOB = """
+import sys, multiprocess, datasets
+from hf_synth import LLM, CoEvolTransform
+multiprocess.set_start_method("spawn", force=True)
+if __name__ == "__main__":
+    ds = datasets.Dataset.from_dict({"instruction": [f"task {i}" for i in range(8)], "output": ["a"] * 8})
+    out = ds.map(CoEvolTransform(LLM(model="m", base_url=sys.argv[1], api_key=sys.argv[2]), mode="edit"),
+                 batched=True, batch_size=2, num_proc=2)
+    print(list(out["coevol_error"]))
+"""
+
+
+def test_spawned_workers_send_the_llms_key_not_the_environments(tmp_path):
+    with FakeOpenAI(coevol_replies(prefer_edit), api_key="sk-given-key") as server:
+        script = tmp_path / "job.py"
+        script.write_text(SPAWN_JOB)
+        env = {**os.environ, "OPENAI_API_KEY": "sk-environment-key"}
+        result = subprocess.run([sys.executable, str(script), server.url, "sk-given-key"], capture_output=True,
+                                text=True, timeout=300, env=env)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip().splitlines()[-1] == str([None] * 8)
+        assert [h["Authorization"] for h in server.headers] == ["Bearer sk-given-key"] * 8
+
+
+def test_a_worker_that_cannot_find_the_key_says_how_to_pass_it(server):
+    transform = CoEvolTransform(LLM(model="m", base_url=server.url, api_key="sk-travelling-key"), mode="edit")
+    variable = transform.llm.api_key.env
+    shipped = pickle.dumps(transform)
+    assert b"sk-travelling-key" not in shipped
+    key = os.environ.pop(variable)  # a worker whose environment lacks it (a Ray worker, say)
+    try:
+        with pytest.raises(EndpointError, match="did not reach this worker process") as error:
+            rows(2).map(pickle.loads(shipped), batched=True)
+        assert "api_key_env" in str(error.value) and "\n" not in str(error.value)
+    finally:
+        os.environ[variable] = key
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("key", ["sk-key-with-newline\n", "sk key", "sk-\x00", "sk-ключ"])
+def test_a_malformed_key_is_refused_when_the_llm_is_made(key):
+    with pytest.raises(ConfigError, match="the API key contains") as error:
+        LLM(model="m", base_url="http://127.0.0.1:9/v1", api_key=key)
+    assert key.strip() not in str(error.value)
+
+
+def test_credentials_in_the_url_are_refused_and_never_shown():
+    with pytest.raises(ConfigError, match="carries credentials") as error:
+        LLM(model="m", base_url="http://user:hunter2@127.0.0.1:9/v1")
+    assert "hunter2" not in str(error.value) and "http://127.0.0.1:9/v1" in str(error.value)
+    with pytest.raises(ConfigError, match="http"):
+        LLM(model="m", base_url="127.0.0.1:9/v1")
+
+
+# -- 3. failures are never frozen into later runs
+
+def test_retry_failed_runs_only_the_failed_rows(server, tmp_path):
+    datasets.Dataset.from_dict(rows(10).to_dict()).to_json(tmp_path / "in.jsonl")
+    source = datasets.load_dataset("json", data_files=str(tmp_path / "in.jsonl"), split="train")
+    broken = ("task 3", "task 7")
+    server.fault_for = lambda body: ("status", 500, {"Retry-After": "0"}) if any(
+        f"{b}\n" in str(body["messages"][-1]["content"]) for b in broken) else None
+    transform = CoEvolTransform(LLM(model="m", base_url=server.url, max_retries=1), mode="edit")
+    out = source.map(transform, batched=True)
+    failed = [i for i, e in enumerate(out["coevol_error"]) if e]
+    assert failed == [3, 7]
+    sent = len(server.requests)
+    again = source.map(transform, batched=True)  # datasets reuses the finished map, failures and all
+    assert again["coevol_error"] == out["coevol_error"] and len(server.requests) == sent
+
+    server.fault_for = None
+    fixed = retry_failed(again, transform)
+    assert len(server.requests) == sent + 2  # the two failed rows, nothing else
+    assert fixed["coevol_error"] == [None] * 10
+    assert fixed["instruction"] == source["instruction"] and fixed.features == out.features
+    assert [fixed["coevol_output"][i] for i in range(10) if i not in failed] == \
+           [out["coevol_output"][i] for i in range(10) if i not in failed]
+    assert retry_failed(fixed, transform)["coevol_error"] == [None] * 10 and len(server.requests) == sent + 2
+
+
+@pytest.mark.parametrize("fault", ["dict_content", "cut_json", "not_json"])
+def test_an_endpoint_that_speaks_no_usable_protocol_stops_the_run_and_caches_nothing(server, tmp_path, fault):
+    datasets.Dataset.from_dict(rows(4).to_dict()).to_json(tmp_path / "in.jsonl")
+    source = datasets.load_dataset("json", data_files=str(tmp_path / "in.jsonl"), split="train")
+    server.fault_for = lambda body: fault
+    transform = CoEvolTransform(LLM(model="m", base_url=server.url, max_retries=1), mode="edit")
+    with pytest.raises(EndpointError, match="completed none of this run's requests") as error:
+        source.map(transform, batched=True)
+    assert "not a chat completion" in str(error.value) and "\n" not in str(error.value)
+    server.fault_for = None  # the endpoint is fixed: the same job runs, nothing was frozen
+    assert source.map(transform, batched=True)["coevol_error"] == [None] * 4
+
+
+def test_content_as_a_list_of_text_parts_is_read_as_its_text(server):
+    llm = LLM(model="m", base_url=server.url)
+    plain = rows(3).map(CoEvolTransform(llm, mode="edit", cache=False), batched=True)
+    server.fault_for = lambda body: "parts"
+    parts = rows(3).map(CoEvolTransform(llm, mode="edit", cache=False), batched=True)
+    assert parts["coevol_output"] == plain["coevol_output"] and parts["coevol_error"] == [None] * 3
+    assert server.injected["parts"] == 3
+
+
+# -- 4. timeout bounds a whole request
+
+@pytest.mark.parametrize("part", ["body", "headers"])
+def test_timeout_is_a_deadline_for_the_whole_request(server, part):
+    # row 0's reply comes at 0.05 s a byte, ~20 s in all: every gap is short, the whole is not
+    server.fault_for = lambda body: ("trickle", part, 0.05) if "task 0\n" in body["messages"][-1]["content"] else None
+    llm = LLM(model="m", base_url=server.url, timeout=1, max_retries=0)
+    out = rows(3).map(CoEvolTransform(llm, mode="edit", cache=False), batched=True)
+    assert out["coevol_error"][0] == "LLM call failed: no complete reply within timeout=1s (after 1 attempt)"
+    assert out["coevol_error"][1:] == [None, None]
+
+
+# -- 5. the request cache is never a reason to lose a row
+
+def cached_run(server, count=100):
+    llm = LLM(model="m", base_url=server.url)
+    return rows(count).map(CoEvolTransform(llm, mode="edit"), batched=True)
+
+
+def cache_file() -> str:
+    return os.path.join(os.environ["HF_SYNTH_CACHE"], "requests.sqlite")
+
+
+def checkpoint_and_forget() -> None:
+    """Write the WAL into the file and drop this process's connections, as a new process would start."""
+    from hf_synth.runner import process_state
+
+    for cache in process_state().caches.values():
+        cache.close()
+    process_state().caches.clear()
+    with sqlite3.connect(cache_file()) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def test_damaged_pages_are_misses_and_every_row_comes_out(server):
+    first = cached_run(server)
+    checkpoint_and_forget()
+    size = os.path.getsize(cache_file())
+    with open(cache_file(), "r+b") as file:  # overwrite the middle third of the file's pages
+        file.seek(size // 3)
+        file.write(os.urandom(size // 3))
+    sent = len(server.requests)
+    again = cached_run(server)
+    assert again["coevol_error"] == [None] * 100 and again["coevol_output"] == first["coevol_output"]
+    assert 0 < len(server.requests) - sent <= 100  # what could not be read was asked again, nothing more
+
+
+def test_a_damaged_header_is_set_aside_and_the_run_goes_on(server, caplog):
+    cached_run(server, 10)
+    checkpoint_and_forget()
+    with open(cache_file(), "r+b") as file:
+        file.write(b"this is no database" * 10)
+    out = cached_run(server, 10)
+    assert out["coevol_error"] == [None] * 10 and len(server.requests) == 20
+    assert "was damaged: moved to" in caplog.text
+    assert any(".damaged-" in name for name in os.listdir(os.environ["HF_SYNTH_CACHE"]))
+    checkpoint_and_forget()
+    assert len(cached_run(server, 10)) == 10 and len(server.requests) == 20  # the new cache works
+
+
+@pytest.mark.parametrize("where", ["a file", "inside a file", "a folder as the database"])
+def test_a_cache_that_cannot_be_opened_stops_the_run_before_any_request(server, tmp_path, monkeypatch, where):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder")
+    path = {"a file": blocker, "inside a file": blocker / "cache", "a folder as the database": tmp_path / "c"}[where]
+    if where == "a folder as the database":
+        (path / "requests.sqlite").mkdir(parents=True)
+    monkeypatch.setenv("HF_SYNTH_CACHE", str(path))
+    with pytest.raises(CacheError, match="cache=False / --no-cache") as error:
+        rows(3).map(CoEvolTransform(LLM(model="m", base_url=server.url), mode="edit"), batched=True)
+    assert "\n" not in str(error.value) and server.requests == []
+
+
+def test_identical_requests_in_flight_are_sent_once(server):
+    server.latency = 0.2
+    llm = LLM(model="m", base_url=server.url)
+    same = datasets.Dataset.from_dict({"instruction": ["the same task"] * 10, "output": ["the same answer"] * 10})
+    before = stats().sent
+    out = same.map(CoEvolTransform(llm, max_rounds=1, cache=False), batched=True)
+    assert len(set(out["coevol_output"])) == 1 and out["coevol_error"] == [None] * 10
+    assert len(server.requests) == 8 and stats().sent - before == 8  # one row's eight calls, shared by ten rows
+    assert out["coevol_usage"] == [out["coevol_usage"][0]] * 10 and out["coevol_usage"][0]["calls"] == 8
+
+
+# -- 6. the edges of the CLI and the input
+
+def cli(*args, timeout=300, **kwargs):
+    return subprocess.run([sys.executable, "-m", "hf_synth.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+def last_line(result) -> str:
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_empty_and_missing_input_is_one_sentence(server, tmp_path):
+    url = ("--model", "m", "--base-url", server.url)
+    (tmp_path / "empty.jsonl").write_text("")
+    result = cli("coevol", str(tmp_path / "empty.jsonl"), "--output", str(tmp_path / "o1"), *url)
+    assert result.returncode == 1 and last_line(result).startswith("error: ") and "is empty" in last_line(result)
+    assert "Traceback" not in result.stderr
+
+    datasets.Dataset.from_dict({"instruction": [], "output": []}).to_parquet(tmp_path / "empty.parquet")
+    result = cli("coevol", str(tmp_path / "empty.parquet"), "--output", str(tmp_path / "o2"), *url)
+    assert result.returncode == 0, result.stderr
+    out = datasets.load_from_disk(str(tmp_path / "o2"))
+    assert len(out) == 0 and out.column_names == ["instruction", "output", "coevol_output", "coevol_rounds",
+                                                  "coevol_trace", "coevol_error", "coevol_usage"]
+
+    result = cli("coevol", str(tmp_path / "empty.parquet"), "--output", str(tmp_path / "o3"), "--limit", "-1", *url)
+    assert result.returncode == 2 and "'-1' is not a number of rows" in result.stderr
+
+    splits = datasets.DatasetDict({"test": rows(2)})
+    splits.save_to_disk(str(tmp_path / "dict"))
+    result = cli("coevol", str(tmp_path / "dict"), "--output", str(tmp_path / "o4"), *url)
+    assert result.returncode == 1 and "has no split 'train'; it has 'test': pass --split" in last_line(result)
+    assert "Traceback" not in result.stderr and server.requests == []
+
+
+def test_the_cli_says_when_a_map_was_reused_and_retries_only_the_failed_rows(server, tmp_path):
+    rows(6).to_json(tmp_path / "in.jsonl")
+    server.fault_for = lambda body: ("status", 500, {"Retry-After": "0"}) if "task 2\n" in body["messages"][-1]["content"] else None
+    job = ("coevol", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out"), "--mode", "edit",
+           "--model", "m", "--base-url", server.url, "--max-retries", "1")
+    env = {**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "datasets")}
+    first = cli(*job, env=env)
+    assert first.returncode == 0 and "rows: 6, failed: 1" in first.stdout, first.stderr
+    second = cli(*job, env=env)
+    assert "datasets reused the finished map of this input and settings (6 rows, 1 failed; no request sent); " \
+           "to run the failed rows again, add --retry-failed" in second.stderr
+    sent = len(server.requests)
+    server.fault_for = None
+    third = cli(*job, "--retry-failed", env=env)
+    assert third.returncode == 0 and "retrying 1 failed rows of 6" in third.stderr, third.stderr
+    assert len(server.requests) == sent + 1
+    out = datasets.load_from_disk(str(tmp_path / "out"))
+    assert out["coevol_error"] == [None] * 6 and out["instruction"] == [f"task {i}" for i in range(6)]
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_interrupting_a_num_proc_run_stops_it_once_and_leaves_no_worker(tmp_path, signal_name):
+    import signal
+    import time
+
+    import psutil
+
+    with FakeOpenAI(coevol_replies(prefer_edit), latency=0.5) as server:
+        rows(200).to_json(tmp_path / "in.jsonl")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hf_synth.cli", "coevol", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "o"),
+             "--model", "m", "--base-url", server.url, "--num-proc", "2", "--max-concurrency", "8"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        while len(server.requests) < 4 and process.poll() is None:  # both workers are sending
+            time.sleep(0.1)
+        workers = psutil.Process(process.pid).children(recursive=True)
+        assert len(workers) >= 2
+        if signal_name == "SIGINT":  # Ctrl-C reaches the whole process group
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted: completed requests are cached")
+    assert "Traceback" not in stderr
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert alive == []
+
+
+def test_mixed_sharegpt_and_openai_conversations_in_one_column(server):
+    conversations = [[{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}],
+                     [{"role": "user", "content": "hey"}, {"role": "assistant", "content": "hey there"}]]
+    mixed = datasets.Dataset.from_list([{"conversations": c} for c in conversations])
+    assert mixed[0]["conversations"][0]["role"] is None  # Arrow gave the ShareGPT turns every key
+    out = mixed.map(CoEvolTransform(LLM(model="m", base_url=server.url), mode="edit"), batched=True)
+    assert out["coevol_error"] == [None, None]
+    assert [[m["role"] for m in messages] for messages in out["coevol_messages"]] == [["user", "assistant"]] * 2
+    assert out["coevol_messages"][0][0]["content"] == "hi"
