@@ -7,6 +7,7 @@ their places.
 """
 from __future__ import annotations
 
+import uuid
 from typing import Sequence
 
 import datasets
@@ -40,8 +41,9 @@ def retry_failed(dataset: datasets.Dataset, transforms, **map_kwargs) -> dataset
     ours = [c for c in dataset.column_names if any(c.startswith(f"{t.prefix}_") for t in transforms)]
     retried = dataset.select(failed).remove_columns(ours)
     for transform in transforms:
-        # a fresh map: the one datasets cached would give back the same failures
-        retried = retried.map(transform, batched=True, load_from_cache_file=False, **map_kwargs)
+        # A fingerprint of its own: datasets must not answer this map, or anything derived from it,
+        # with what it cached for an earlier retry, failures and all.
+        retried = retried.map(transform, batched=True, new_fingerprint=uuid.uuid4().hex, **map_kwargs)
     failed_set = set(failed)
     kept = [row for row in range(len(dataset)) if row not in failed_set]
     combined = datasets.concatenate_datasets([dataset.select(kept),

@@ -143,7 +143,7 @@ def test_retry_failed_runs_only_the_failed_rows(server, tmp_path):
     source = datasets.load_dataset("json", data_files=str(tmp_path / "in.jsonl"), split="train")
     broken = ("task 3", "task 7")
     server.fault_for = lambda body: ("status", 500, {"Retry-After": "0"}) if any(
-        f"{b}\n" in str(body["messages"][-1]["content"]) for b in broken) else None
+        f"{b}\n" in str(body["messages"][-1]["content"]) for b in broken) else None  # reads `broken` when called
     transform = CoEvolTransform(LLM(model="m", base_url=server.url, max_retries=1), mode="edit")
     out = source.map(transform, batched=True)
     failed = [i for i, e in enumerate(out["coevol_error"]) if e]
@@ -152,14 +152,17 @@ def test_retry_failed_runs_only_the_failed_rows(server, tmp_path):
     again = source.map(transform, batched=True)  # datasets reuses the finished map, failures and all
     assert again["coevol_error"] == out["coevol_error"] and len(server.requests) == sent
 
+    broken = ("task 3",)  # row 7 is well again, row 3 not yet: 1 request + 2 attempts
+    partly = retry_failed(again, transform)
+    assert [i for i, e in enumerate(partly["coevol_error"]) if e] == [3] and len(server.requests) == sent + 3
     server.fault_for = None
-    fixed = retry_failed(again, transform)
-    assert len(server.requests) == sent + 2  # the two failed rows, nothing else
+    fixed = retry_failed(again, transform)  # never answered by datasets' cache of the last retry
+    assert len(server.requests) == sent + 4  # row 3 only: row 7's reply is in the request cache
     assert fixed["coevol_error"] == [None] * 10
     assert fixed["instruction"] == source["instruction"] and fixed.features == out.features
     assert [fixed["coevol_output"][i] for i in range(10) if i not in failed] == \
            [out["coevol_output"][i] for i in range(10) if i not in failed]
-    assert retry_failed(fixed, transform)["coevol_error"] == [None] * 10 and len(server.requests) == sent + 2
+    assert retry_failed(fixed, transform)["coevol_error"] == [None] * 10 and len(server.requests) == sent + 4
 
 
 @pytest.mark.parametrize("fault", ["dict_content", "cut_json", "not_json"])
