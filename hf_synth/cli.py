@@ -31,7 +31,8 @@ def _llm_arguments(parser: argparse.ArgumentParser, temperature: float = 0.0) ->
                        help="requests in flight at most, per replica, for the whole run (divided among --num-proc workers)")
     group.add_argument("--requests-per-minute", type=int, help="a hosted API's request budget for the whole run")
     group.add_argument("--tokens-per-minute", type=int, help="a hosted API's token budget for the whole run")
-    group.add_argument("--timeout", type=float, default=600.0, help="seconds per request")
+    group.add_argument("--timeout", type=float, default=600.0,
+                       help="seconds for a whole request: connecting, headers and body (default 600)")
     group.add_argument("--max-retries", type=int, default=5)
     _key_and_cache_arguments(group)
 
