@@ -1,0 +1,239 @@
+"""Promises of the README and docs/reliability.md that a deliberate bug once slipped past: each test
+sets the fake server up to trigger the promise, over real HTTP, and fails when the promise breaks."""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import datasets
+import httpx
+import openai
+import pytest
+from fake_openai import FakeOpenAI, agent_of, coevol_replies, prefer_edit, r2s_replies, review_replies
+
+import hf_synth
+from hf_synth import LLM, CoEvolTransform, EndpointError, R2STransform, ReviewInstructTransform
+from hf_synth.llm.engine import MAX_RETRY_AFTER, _wait
+from hf_synth.runner import process_state
+
+SAMPLE = Path(hf_synth.__file__).parent / "data" / "alpaca_sample.jsonl"
+
+
+def rows(count: int, prefix: str = "task") -> datasets.Dataset:
+    return datasets.Dataset.from_dict({"instruction": [f"{prefix} {i}" for i in range(count)],
+                                       "output": [f"answer {i}" for i in range(count)]})
+
+
+def engine_of(llm):
+    return next(e for engines in process_state().engines.values() for e in engines if e.llm == llm)
+
+
+def edit(llm, **options):
+    return CoEvolTransform(llm, mode="edit", **options)
+
+
+@pytest.fixture
+def server():
+    with FakeOpenAI(coevol_replies(prefer_edit)) as fake:
+        yield fake
+
+
+# -- Retry-After
+
+def test_retry_after_is_honoured(server):
+    # backoff alone would wait at most 1 s before the first retry; the server asks for 2
+    server.faults = [("status", 429, {"Retry-After": "2"})]
+    started = time.monotonic()
+    out = rows(1).map(edit(LLM(model="m", base_url=server.url)), batched=True)
+    assert out["coevol_error"] == [None] and len(server.requests) == 2
+    assert time.monotonic() - started >= 2.0  # measured on the client: a busy machine only stretches it
+
+
+@pytest.mark.parametrize("header, waits", [({"Retry-After": "3600"}, MAX_RETRY_AFTER), ({"retry-after-ms": "1500"}, 1.5),
+                                           ({"Retry-After": "7"}, 7.0)])
+def test_retry_after_is_read_from_the_real_sdk_error_and_capped(header, waits):
+    request = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
+    error = openai.RateLimitError("slow down", response=httpx.Response(429, headers=header, request=request), body=None)
+
+    class State:  # what tenacity hands the wait strategy
+        attempt_number = 1
+        outcome = type("Outcome", (), {"exception": staticmethod(lambda: error)})()
+
+    assert _wait(State()) == waits
+
+
+# -- 403 and 404 stop the run
+
+@pytest.mark.parametrize("status, says", [(403, r"refused access to model 'm' \(403\)"), (404, "has no model 'm'")])
+def test_403_and_404_stop_the_run_with_one_sentence(server, status, says):
+    server.fault_for = lambda body: status
+    with pytest.raises(EndpointError, match=says) as error:
+        rows(50).map(edit(LLM(model="m", base_url=server.url, max_concurrency=4)), batched=True)
+    assert "\n" not in str(error.value)
+    assert len(server.requests) <= 4  # the first wave only: neither retried nor sent for every row
+
+
+# -- the adaptive limit
+
+def test_a_wave_of_429s_halves_the_limit_once_and_it_grows_back(server):
+    server.latency = 0.02
+    server.faults = [("status", 429, {"Retry-After": "0"})] * 64  # the whole first wave is refused
+    llm = LLM(model="m", base_url=server.url, max_concurrency=64)
+    out = rows(200).map(edit(llm, cache=False), batched=True)
+    engine = engine_of(llm)
+    assert out["coevol_error"] == [None] * 200
+    assert engine.limit.cuts == 1  # one round trip, one cut: not 64 cuts down to 1
+    assert 32 < engine.limit.limit <= 64  # halved to 32, then grown back with the successes
+
+
+# -- the breaker
+
+@pytest.mark.parametrize("every, stops", [(3, False), (2, True)])
+def test_the_run_stops_when_half_the_last_requests_failed(server, every, stops):
+    # one request at a time, no retries: every `every`-th row fails for good with a 500
+    server.fault_for = lambda body: ("status", 500, {}) if (int(body["messages"][-1]["content"].split(
+        "task ", 1)[1].split("\n", 1)[0]) + 1) % every == 0 else None
+    llm = LLM(model="m", base_url=server.url, max_concurrency=1, max_retries=0)
+    if stops:
+        with pytest.raises(EndpointError, match=r"is failing: 10 of the last 20 requests failed after their retries"):
+            rows(100).map(edit(llm, cache=False), batched=True)
+        assert len(server.requests) == 20
+    else:  # a third failing is the endpoint's trouble, not a reason to stop: every row comes out
+        out = rows(100).map(edit(llm, cache=False), batched=True)
+        assert sum(e is not None for e in out["coevol_error"]) == 33 and len(server.requests) == 100
+
+
+# -- cut working notes are kept, cut verdicts are not
+
+def test_cut_debate_notes_and_advice_are_kept(server):
+    server.fault_for = lambda body: ("finish", "length") if agent_of(body["messages"]) in (
+        "positive", "critical", "advisor") else None
+    out = rows(2).map(CoEvolTransform(LLM(model="m", base_url=server.url), max_rounds=1), batched=True)
+    assert out["coevol_error"] == [None, None] and out["coevol_rounds"] == [1, 1]
+    trace = out["coevol_trace"][0][0]
+    whole = coevol_replies(prefer_edit)([{"role": "system", "content": "advisor"}, {"role": "user", "content": "x"}])
+    assert trace["suggestions"] == whole[:len(whole) // 2]  # the cut advice, as it came
+
+
+# -- unusable replies are cached
+
+@pytest.mark.parametrize("fault, says", [("empty", "the reply was empty"), (("finish", "length"), "cut at max_tokens"),
+                                         (("finish", "content_filter"), "content filter")])
+def test_empty_cut_and_filtered_replies_are_cached(server, fault, says):
+    server.fault_for = lambda body: fault if "task 1\n" in body["messages"][-1]["content"] else None
+    llm = LLM(model="m", base_url=server.url)
+    first = rows(3).map(edit(llm), batched=True)
+    sent = len(server.requests)
+    server.fault_for = None  # the same request would now be answered well, but it is not sent again
+    again = rows(3).map(edit(llm), batched=True)  # in memory: only the request cache can answer
+    assert sent == 3 and len(server.requests) == 3
+    assert says in first["coevol_error"][1] and again["coevol_error"] == first["coevol_error"]
+
+
+# -- the key never leaks, and never keys the cache
+
+def test_a_key_echoed_in_an_error_body_is_masked(server):
+    key = "sk-echoed-0123456789abcdef"
+    server.error_message = f"Bad request for key {key}: try again"
+    server.fault_for = lambda body: ("status", 400, {}) if "task 0\n" in body["messages"][-1]["content"] else (
+        ("status", 500, {"Retry-After": "0"}) if "task 1\n" in body["messages"][-1]["content"] else None)
+    out = rows(3).map(edit(LLM(model="m", base_url=server.url, api_key=key, max_retries=1)), batched=True)
+    assert out["coevol_error"][0] == "LLM call failed: HTTP 400: Bad request for key ***: try again (after 1 attempt)"
+    assert out["coevol_error"][1].startswith("LLM call failed: HTTP 500: Bad request for key ***: try again")
+    assert not any(key in str(value) for column in out.column_names for value in out[column])
+
+
+def test_the_request_cache_does_not_depend_on_the_key(server):
+    rows(4).map(edit(LLM(model="m", base_url=server.url, api_key="sk-first-key")), batched=True)
+    again = rows(4).map(edit(LLM(model="m", base_url=server.url, api_key="sk-rotated-key")), batched=True)
+    assert again["coevol_error"] == [None] * 4 and len(server.requests) == 4
+
+
+def test_llm_reads_openai_api_key(server, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-the-environment")
+    rows(1).map(edit(LLM(model="m", base_url=server.url)), batched=True)
+    assert server.headers[0]["Authorization"] == "Bearer sk-from-the-environment"
+
+
+def cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "hf_synth.cli", *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def test_cli_api_key_env_and_no_cache(server, tmp_path):
+    job = ("coevol", str(SAMPLE), "--limit", "2", "--mode", "edit", "--model", "m", "--base-url", server.url,
+           "--api-key-env", "MY_ENDPOINT_KEY")
+    env = {"MY_ENDPOINT_KEY": "sk-named-variable", "OPENAI_API_KEY": "sk-not-this-one"}
+    assert cli(*job, "--output", str(tmp_path / "a"), env=env).returncode == 0
+    assert [h["Authorization"] for h in server.headers] == ["Bearer sk-named-variable"] * 2
+    assert cli(*job, "--output", str(tmp_path / "b"), env=env).returncode == 0
+    assert len(server.requests) == 2  # answered by the request cache
+    # --no-cache: sent again (a fresh datasets cache, so that datasets does not answer either)
+    third = cli(*job, "--output", str(tmp_path / "c"), "--no-cache", env={**env, "HF_DATASETS_CACHE": str(tmp_path / "d")})
+    assert third.returncode == 0 and len(server.requests) == 4
+
+
+def test_cli_num_proc_divides_the_concurrency_among_workers(tmp_path):
+    with FakeOpenAI(coevol_replies(prefer_edit), latency=0.2) as server:
+        datasets.Dataset.from_dict(rows(40).to_dict()).to_json(tmp_path / "in.jsonl")
+        result = cli("coevol", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "o"), "--mode", "edit",
+                     "--model", "m", "--base-url", server.url, "--num-proc", "2", "--max-concurrency", "4",
+                     "--batch-size", "20")
+        assert result.returncode == 0, result.stderr
+        assert len(server.requests) == 40 and server.peak_in_flight <= 4  # 2 per worker, not 4 each
+
+
+# -- columns, documents, text and tokens
+
+def test_the_response_column_alias(server):
+    aliased = datasets.Dataset.from_dict({"instruction": ["task 0"], "response": ["the old response"]})
+    out = aliased.map(CoEvolTransform(LLM(model="m", base_url=server.url), max_rounds=1), batched=True)
+    assert out["coevol_output"] == ["the old response [edited]"] and out["coevol_rounds"] == [1]
+    assert sum("the old response" in m["content"] for body in server.requests for m in body["messages"]) >= 4
+
+
+def test_r2s_cuts_long_documents_at_its_default_budget_and_says_so():
+    sentence = "Tea came from China. "
+    document = sentence * 300  # 6,300 characters
+    with FakeOpenAI(r2s_replies()) as server:
+        out = datasets.Dataset.from_dict({"text": [document, sentence * 10]}).map(
+            R2STransform(LLM(model="m", base_url=server.url), turns=1), batched=True)
+    seen = [body["messages"][-1]["content"] for body in server.requests if agent_of(body["messages"]) == "questioner"]
+    shown = seen[0].split("[Document]\n", 1)[1].split("\n\n[Dialogue so far]", 1)[0]
+    assert len(shown) <= 4000 and shown.endswith("China.") and shown.count(sentence.strip()) == 4000 // len(sentence)
+    assert out["r2s_note"][0] == f"document truncated from {len(document)} to {len(shown)} characters (max_document_chars=4000)"
+    assert out["r2s_note"][1] is None
+
+
+NON_ASCII = "Übersetze 👋 ‏مرحبا 你好 \u202eabc"
+
+
+@pytest.mark.parametrize("method", ["coevol", "review", "r2s"])
+def test_non_ascii_text_passes_through_every_method_unchanged(method):
+    replies = {"coevol": coevol_replies(prefer_edit), "review": review_replies(), "r2s": r2s_replies()}[method]
+    with FakeOpenAI(replies) as server:
+        llm = LLM(model="m", base_url=server.url)
+        if method == "coevol":
+            out = datasets.Dataset.from_dict({"instruction": [NON_ASCII], "output": [NON_ASCII]}).map(
+                CoEvolTransform(llm, max_rounds=1), batched=True)
+            assert out["coevol_output"] == [f"{NON_ASCII} [edited]"]
+        elif method == "review":
+            out = datasets.Dataset.from_dict({"instruction": [NON_ASCII]}).map(
+                ReviewInstructTransform(llm, rounds=2, num_reviewers=1), batched=True)
+            assert out["review_messages"][0][0]["content"] == NON_ASCII
+        else:
+            text = f"{NON_ASCII}. Der Tee kam aus China."
+            out = datasets.Dataset.from_dict({"text": [text]}).map(R2STransform(llm, turns=1), batched=True)
+            assert out["r2s_cod"][0][0]["find"][0]["text"] == f"{NON_ASCII}." and out["r2s_cod"][0][0]["find"][0]["grounded"]
+        assert NON_ASCII in server.requests[0]["messages"][-1]["content"]  # sent as it is
+        assert out[f"{out.column_names[-1].split('_')[0]}_error"] == [None]
+
+
+def test_prompt_and_completion_tokens_are_counted_in_their_fields(server):
+    # the fake server counts words: the prompt's words in prompt_tokens, the reply's in completion_tokens
+    out = rows(1).map(edit(LLM(model="m", base_url=server.url)), batched=True)
+    prompt = sum(len(m["content"].split()) for m in server.requests[0]["messages"])
+    completion = len(out["coevol_output"][0].split())
+    assert prompt > 20 and completion == 2  # "draft [edited]": the two can't be swapped unnoticed
+    assert out["coevol_usage"] == [{"calls": 1, "prompt_tokens": prompt, "completion_tokens": completion}]
