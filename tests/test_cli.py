@@ -32,6 +32,8 @@ def test_coevol_command_on_the_multi_turn_sample(server, tmp_path):
                           "--max-turns", "1", "--model", "m", "--base-url", server.url)
     assert result.returncode == 0, result.stderr
     evolved = datasets.load_from_disk(str(tmp_path / "out"))
+    given = sum(1 for line in MULTITURN.read_text().splitlines() if line.strip())
+    assert len(evolved) == given > 0 and evolved["coevol_error"] == [None] * given
     assert all(rounds == [1] for rounds in evolved["coevol_rounds"])
 
 

@@ -18,7 +18,8 @@ def test_each_fault_alone_at_30_percent(kind):
     assert outcome.max_attempts <= (MAX_RETRIES + 1 if kind in RETRIED else 1)
     if kind in RETRIED:
         # P(six faults in a row) = 0.3^6 per request: retries save (almost) every row
-        assert outcome.rows_with_errors <= 3
+        # (measured: 0-1 rows of 20; a timeout of 0.5 s can also catch a healthy reply on a busy machine)
+        assert outcome.rows_with_errors <= (2 if kind == ("sleep", 2) else 1)
         assert outcome.sent > outcome.minimum
     else:
         # never retried: the reply is kept in the cache and its row is marked
@@ -33,6 +34,13 @@ def test_all_faults_mixed_at_30_percent(method):
     causes = tuple(KINDS.values())
     assert all(any(cause in error for cause in causes) for error in outcome.errors), outcome.errors
     assert outcome.sent <= outcome.minimum * (MAX_RETRIES + 1) and outcome.max_attempts <= MAX_RETRIES + 1
+    # the retry budget: retries add at most half the requests plus 20, and 429s (exempt) at most one each
+    retried_429 = sum(n for kind, n in outcome.injected.items() if kind.startswith("HTTP 429"))
+    assert outcome.sent <= outcome.minimum * 1.5 + 20 + retried_429
+    # 3 of the 12 kinds are never retried (7.5% of requests): a row of k requests fails with
+    # probability 1 - 0.925^k; allow twice that share before calling it a regression
+    per_row = outcome.minimum / outcome.rows_in
+    assert outcome.rows_with_errors <= 2 * outcome.rows_in * (1 - 0.925 ** per_row) + 1, outcome.rows_with_errors
 
 
 def test_a_truncated_verdict_is_never_read_as_a_verdict():

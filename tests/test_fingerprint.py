@@ -23,12 +23,14 @@ def fingerprint(**llm_options):
     return Hasher.hash(CoEvolTransform(LLM(**options), max_rounds=2))
 
 
-def _hash_in_a_new_process(pythonpath: Path | None = None) -> str:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
-    if pythonpath:
-        env["PYTHONPATH"] = str(pythonpath)
-    return subprocess.run([sys.executable, "-c", HASH], capture_output=True, text=True, check=True,
-                          env=env, cwd=pythonpath or "/").stdout.strip()
+CHECKOUT = Path(hf_synth.__file__).parent.parent  # the hf_synth under test, whatever is installed
+
+
+def _hash_in_a_new_process(pythonpath: Path = CHECKOUT) -> str:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "PYTHONPATH": str(pythonpath)}
+    return subprocess.run([sys.executable, "-c", HASH + "\nimport hf_synth; assert hf_synth.__file__.startswith("
+                           f"{str(pythonpath)!r}), hf_synth.__file__"], capture_output=True, text=True, check=True,
+                          env=env, cwd=pythonpath).stdout.strip()
 
 
 def test_the_same_in_two_processes():
@@ -60,8 +62,10 @@ def test_changes_when_a_prompt_is_edited(tmp_path):
     copy = tmp_path / "pkg"
     shutil.copytree(Path(hf_synth.__file__).parent, copy / "hf_synth")
     prompts = copy / "hf_synth" / "methods" / "coevol_prompts.py"
+    unedited = _hash_in_a_new_process(copy)
+    assert unedited == fingerprint()  # the copy hashes as the checkout does, until a prompt changes
     prompts.write_text(prompts.read_text().replace("no more than 3 writing", "no more than 4 writing"))
-    assert _hash_in_a_new_process(copy) != _hash_in_a_new_process()
+    assert _hash_in_a_new_process(copy) != unedited
 
 
 def test_map_uses_it_without_falling_back_to_a_random_fingerprint():

@@ -20,7 +20,11 @@ def test_batched_map_keeps_rows_and_columns_and_adds_typed_columns(llm, server):
     assert out["coevol_rounds"] == [2, 2, 2]
     assert out["coevol_error"] == [None, None, None]
     assert [u["calls"] for u in out["coevol_usage"]] == [16, 16, 16]
-    assert all(u["prompt_tokens"] > 0 and u["completion_tokens"] > 0 for u in out["coevol_usage"])
+    # the fake server counts words: every request's prompt and every reply, summed over the rows
+    assert sum(u["prompt_tokens"] for u in out["coevol_usage"]) == sum(
+        len(m["content"].split()) for body in server.requests for m in body["messages"])
+    assert sum(u["completion_tokens"] for u in out["coevol_usage"]) == sum(
+        len(server.reply(body["messages"]).split()) for body in server.requests)
     assert len(server.requests) == 48
     trace = out[0]["coevol_trace"]
     assert [r["accepted"] for r in trace] == [True, True] and trace[0]["parsed_verdicts"] == ["2", "1"]

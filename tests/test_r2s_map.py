@@ -1,5 +1,6 @@
 """R2STransform, DialogueEvalTransform, the GLLM export and `hf-synth r2s` against the fake HTTP server."""
 import json
+import re
 from pathlib import Path
 
 import datasets
@@ -11,7 +12,6 @@ import hf_synth
 from hf_synth import LLM, InputError, R2STransform
 from hf_synth.export import gllm_pairs
 from hf_synth.filters import Grounded
-from hf_synth.methods.grounding import sentences
 from hf_synth.methods.r2s import TYPES
 from hf_synth.runner import stats
 from hf_synth.transforms import DialogueEvalTransform
@@ -40,7 +40,7 @@ def test_map_turns_english_and_chinese_documents_into_grounded_dialogues(docs, r
     assert out["title"] == docs["title"] and out["r2s_error"] == [None] * len(docs)
     assert len(r2s_server.requests) == 6 * len(docs) and [u["calls"] for u in out["r2s_usage"]] == [6] * len(docs)
     for row in out:
-        first = sentences(row["text"])[0]
+        first = re.split(r"(?<=[.!?。！？])\s*", row["text"].strip(), maxsplit=1)[0]  # not the fake's own helper
         assert [m["role"] for m in row["r2s_messages"]] == ["user", "assistant"] * 3
         assert row["r2s_messages"][1]["content"] == f"answer 1: {first}"     # built on the grounded Find span
         cod = row["r2s_cod"]
@@ -85,8 +85,12 @@ def test_eval_scores_every_dialogue_and_counts_find_spans_toward_coverage(docs, 
     assert scored["eval_cs"] == [5, 5] and scored["eval_ia"] == [3, 3] and scored["eval_cr"] == [60, 60]
     assert scored["eval_avg"] == [pytest.approx((4 + 4 + 5 + 4 + 3 + 5 + 4 + 3 + 3) / 9)] * 2
     assert [len(t) for t in scored["eval_turns"]] == [2, 2]
-    # two of five sentences were found (turns 1 and 2), so at least 40% is covered
     assert all(40 <= c <= 100 for c in scored["eval_coverage"])
+    # five sentences that share no word: the two found (turns 1 and 2) are exactly 40%
+    five = datasets.Dataset.from_dict({"text": ["Alpha bravo charlie. Delta echo foxtrot. Golf hotel india. "
+                                                "Juliet kilo lima. Mike november oscar."]})
+    dialogue = five.map(R2STransform(r2s_llm, turns=2), batched=True)
+    assert dialogue.map(DialogueEvalTransform(r2s_llm), batched=True)["eval_coverage"] == [40.0]
     # on plain conversations without r2s_cod, only the replies count
     plain = datasets.Dataset.from_dict({"text": [docs[0]["text"]], "messages": [
         [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]]})
