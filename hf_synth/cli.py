@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import os
+import re
 import shutil
 import signal
 import sys
@@ -23,23 +25,25 @@ def _llm_arguments(parser: argparse.ArgumentParser, temperature: float = 0.0) ->
     group.add_argument("--base-url", action="append",
                        help="OpenAI-compatible base URL, e.g. http://host:8000/v1 (vLLM); repeat it for replicas "
                             "of the same model, which share the load")
-    group.add_argument("--temperature", type=float, default=temperature, help=f"default: {temperature}")
-    group.add_argument("--top-p", type=float, default=1.0)
-    group.add_argument("--max-tokens", type=int, default=1000)
-    group.add_argument("--seed", type=int)
+    group.add_argument("--temperature", type=float, default=temperature, help="sampling temperature")
+    group.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: the probability mass sampled from")
+    group.add_argument("--max-tokens", type=int, default=1000,
+                       help="the most tokens a reply may have; a reply cut there marks its row")
+    group.add_argument("--seed", type=int, help="sampling seed, for endpoints that honour one")
     group.add_argument("--max-concurrency", type=int, default=64,
                        help="requests in flight at most, per replica, for the whole run (divided among --num-proc workers)")
     group.add_argument("--requests-per-minute", type=int, help="a hosted API's request budget for the whole run")
     group.add_argument("--tokens-per-minute", type=int, help="a hosted API's token budget for the whole run")
     group.add_argument("--timeout", type=float, default=600.0,
-                       help="seconds for a whole request: connecting, headers and body (default 600)")
-    group.add_argument("--max-retries", type=int, default=5)
+                       help="seconds for a whole request: connecting, headers and body")
+    group.add_argument("--max-retries", type=int, default=5,
+                       help="retries of a request that failed by the endpoint's fault (429, 5xx, timeouts)")
     _key_and_cache_arguments(group)
 
 
 def _key_and_cache_arguments(group) -> None:
     group.add_argument("--api-key-env", default="OPENAI_API_KEY",
-                       help="environment variable that holds the API key (default: OPENAI_API_KEY)")
+                       help="environment variable that holds the API key")
     group.add_argument("--no-cache", action="store_true", help="do not use the request cache")
     group.add_argument("--cache-dir", help="request cache folder (default: $HF_SYNTH_CACHE or ~/.cache/hf_synth)")
 
@@ -200,10 +204,14 @@ def _reproduce(args) -> None:
     args.input = args.input or given.get("source")
     if not args.input:
         raise HFSynthError(f"{args.recipe} does not say what the input was: pass --input")
+    if args.input.startswith(("/", ".")) and not Path(args.input).exists():
+        raise HFSynthError(f"the recipe's input {args.input} is not here: pass --input with where it is now")
     args.split = args.split or given.get("split") or "train"
     args.limit = args.limit if args.limit is not None else given.get("limit")
     args.batch_size = args.batch_size or (recipe.get("map") or {}).get("batch_size") or 64
-    steps = recipes.transforms(recipe, api_key_env=args.api_key_env, cache=_cache(args))
+    base_url = args.base_url[0] if args.base_url and len(args.base_url) == 1 else args.base_url
+    steps = recipes.transforms(recipe, api_key_env=args.api_key_env, cache=_cache(args), model=args.model,
+                               base_url=base_url)
     _run(args, steps, f"Reproducing {' → '.join(type(s).__name__ for s in steps)}")
 
 
@@ -355,19 +363,28 @@ def summary(dataset, prefix: str, seconds: float, run_stats=None) -> str:
     return "\n".join(lines)
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in its help, unless there is none to show."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default in (None, False) else super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-synth", description=__doc__)
     parser.add_argument("--version", action="version", version=f"hf_synth {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser = functools.partial(commands.add_parser, formatter_class=_HelpFormatter)
 
     coevol = commands.add_parser("coevol", help="improve responses with CoEvol (debate, advise, edit, judge)")
     _run_arguments(coevol)
     method = coevol.add_argument_group("CoEvol")
-    method.add_argument("--max-rounds", type=int, default=MAX_ROUNDS)
+    method.add_argument("--max-rounds", type=int, default=MAX_ROUNDS,
+                        help="debate-advise-edit-judge rounds at most (the paper's K)")
     method.add_argument("--mode", choices=MODES, default="full", help="ablation of the paper's Table 3")
     method.add_argument("--max-turns", type=int, help="optimize at most N assistant turns per conversation")
-    method.add_argument("--instruction-column", default="instruction")
-    method.add_argument("--input-column", default="input")
+    method.add_argument("--instruction-column", default="instruction", help="the instruction column")
+    method.add_argument("--input-column", default="input", help="the optional input (context) column")
     method.add_argument("--response-column", help="default: output or response")
     method.add_argument("--messages-column", help="multi-turn data (default: messages or conversations)")
     _llm_arguments(coevol)
@@ -384,8 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "0 skips the Review stage)")
     method.add_argument("--perspective", action="append",
                         help="a reviewer's point of view, e.g. 'a security engineer'; repeat for each reviewer")
-    method.add_argument("--instruction-column", default="instruction")
-    method.add_argument("--input-column", default="input")
+    method.add_argument("--instruction-column", default="instruction", help="the instruction column")
+    method.add_argument("--input-column", default="input", help="the optional input (context) column")
     method.add_argument("--difficulty", action="store_true",
                         help="also label every user turn easy/medium/hard with the LLM and print the share per round")
     _llm_arguments(review, temperature=review_instruct.TEMPERATURE)
@@ -395,10 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
     r2s_ = commands.add_parser("r2s", help="turn raw documents into knowledge-grounded dialogues (R2S, Chain of Dialogue)")
     _run_arguments(r2s_)
     method = r2s_.add_argument_group("R2S")
-    method.add_argument("--turns", type=int, default=r2s.TURNS, help=f"user/assistant turns per dialogue (default {r2s.TURNS})")
+    method.add_argument("--turns", type=int, default=r2s.TURNS, help="user/assistant turns per dialogue")
     method.add_argument("--strategy", choices=r2s.STRATEGIES, default="cod",
-                        help="cod: the Chain of Dialogue; direct, cot: the paper's baselines (default cod)")
-    method.add_argument("--text-column", default="text", help="the document column (default: text)")
+                        help="cod: the Chain of Dialogue; direct, cot: the paper's baselines")
+    method.add_argument("--text-column", default="text", help="the document column")
     method.add_argument("--max-document-chars", type=int, default=r2s.MAX_DOCUMENT_CHARS,
                         help="longer documents are cut at a sentence end, with a note in r2s_note")
     method.add_argument("--evaluate", action="store_true",
@@ -424,7 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--split", help="default: the recipe's")
     reproduce.add_argument("--limit", type=int, help="default: the recipe's")
     reproduce.add_argument("--batch-size", type=int, help="default: the recipe's")
-    reproduce.add_argument("--num-proc", type=int)
+    reproduce.add_argument("--num-proc", type=int, help="worker processes for Dataset.map")
+    reproduce.add_argument("--model", help="run every step on this model instead of the recipe's")
+    reproduce.add_argument("--base-url", action="append",
+                           help="send every step to this endpoint instead of the recipe's; repeat it for replicas")
     reproduce.add_argument("--push-to-hub", metavar="REPO_ID", help="also publish the result")
     _key_and_cache_arguments(reproduce)
     _publish_arguments(reproduce)
@@ -433,19 +453,19 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = commands.add_parser("analyze", help="tables and figures of a finished run (rounds, lengths, directions, …)")
     analyze.add_argument("input", help="a dataset written by hf-synth (a save_to_disk folder) or a data file")
     analyze.add_argument("--output", required=True, help="folder for the CSV tables, PNG/HTML figures and summary.md")
-    analyze.add_argument("--split", default="train")
+    analyze.add_argument("--split", default="train", help="split of a saved DatasetDict or Hub dataset")
     analyze.set_defaults(run=_analyze)
 
     filter_ = commands.add_parser("filter", help="keep the rows worth training on (plain and LLM-judged filters)")
     filter_.add_argument("input", help="a dataset written by hf-synth (a save_to_disk folder), a data file, or a Hub id")
     filter_.add_argument("--output", required=True, help="folder to save the kept rows to")
-    filter_.add_argument("--split", default="train")
-    filter_.add_argument("--batch-size", type=int, default=64)
-    filter_.add_argument("--num-proc", type=int)
+    filter_.add_argument("--split", default="train", help="split of a saved DatasetDict or Hub dataset")
+    filter_.add_argument("--batch-size", type=int, default=64, help="rows judged concurrently per batch")
+    filter_.add_argument("--num-proc", type=int, help="worker processes for Dataset.filter")
     group = filter_.add_argument_group("filters, applied in this order")
     group.add_argument("--keep", help=f"comma-separated: {', '.join(FILTERS)} (wins: the evolved response beats "
                        "the original under the pairwise judge)")
-    group.add_argument("--min-rounds", type=int, default=1, help="for evolved: accepted CoEvol rounds (default 1)")
+    group.add_argument("--min-rounds", type=int, default=1, help="for evolved: accepted CoEvol rounds")
     group.add_argument("--turns", choices=("any", "all"), default="any", help="for evolved, on conversations")
     group.add_argument("--min-share", type=float, default=1.0, help="for grounded: share of Find spans found")
     group.add_argument("--min-turns", type=int, help="conversations with at least N user turns")
@@ -456,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="AlpaGasus-style LLM rating from 0 to 5; AlpaGasus kept rows rated 4.5 or more")
     group.add_argument("--response-column", help="the response the quality judge rates (default: output or response)")
     group.add_argument("--on-failure", choices=("keep", "drop"), default="keep",
-                       help="rows the judge could not decide (default: keep, with a warning)")
+                       help="rows the judge could not decide (kept with a warning, or dropped)")
     _llm_arguments(filter_)
     filter_.set_defaults(run=_filter)
     return parser
@@ -485,14 +505,40 @@ def _interrupted(exc: BaseException | None) -> bool:
     return False
 
 
+_VALUE = r"(\.\.\.|\[\.\.\.\]|'[^']*'|\"[^\"]*\")?"
+_PYTHON_ADVICE = re.compile(rf"LLM\(([a-z_]+)={_VALUE}\)|\b([a-z_]+)={_VALUE}(?![\w\[]|\.\w)")
+
+
+def in_cli_terms(message: str, parser: argparse.ArgumentParser) -> str:
+    """An error written in Python's terms (`instruction_column=`, `LLM(api_key=...)`, `license='other'`)
+    with the flags that say the same on the command line (`--instruction-column`, `--api-key-env NAME`,
+    `--license other`)."""
+    flags = {"api_key": "--api-key-env NAME", "perspectives": "--perspective"}
+    for action in parser._actions:
+        for command in (action.choices or {}) if isinstance(action, argparse._SubParsersAction) else ():
+            for option in action.choices[command]._actions:
+                if option.option_strings:
+                    flags.setdefault(option.dest, option.option_strings[-1])
+
+    def flag(match: re.Match) -> str:
+        name, value = (match[1], match[2]) if match[1] else (match[3], match[4])
+        if name not in flags:
+            return match[0]
+        value = value.strip("'\"") if value and value[0] in "'\"" else ""
+        return f"{flags[name]} {value}".strip()
+
+    return _PYTHON_ADVICE.sub(flag, message)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     handler = _interrupt_main_process_only(os.getpid())
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         args.run(args)
     except HFSynthError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {in_cli_terms(str(exc), parser)}", file=sys.stderr)
         return 1
     except BaseException as exc:
         if not _interrupted(exc):

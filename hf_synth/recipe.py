@@ -25,13 +25,17 @@ def make(steps: Sequence, *, source: str | None = None, split: str = "train", li
     run = {"seconds": round(seconds, 1) if seconds is not None else None}
     if run_stats is not None:
         run.update(requests_sent=run_stats.sent, from_cache=run_stats.cached, retries=run_stats.retries)
+    if source is not None and Path(source).exists():  # found again from any folder
+        source = str(Path(source).resolve())
     return {"hf_synth": __version__, "input": {"source": source, "split": split, "limit": limit},
             "steps": [step.settings() for step in steps], "map": {"batch_size": batch_size}, "run": run}
 
 
-def transforms(recipe: dict[str, Any], *, api_key_env: str | None = None, cache: bool | str = True) -> list:
+def transforms(recipe: dict[str, Any], *, api_key_env: str | None = None, cache: bool | str = True,
+               model: str | None = None, base_url: str | list[str] | None = None) -> list:
     """The transforms a recipe describes, ready to map. Every endpoint reads its key from the
-    environment variable `api_key_env` (default: the one the recipe names, else ``OPENAI_API_KEY``)."""
+    environment variable `api_key_env` (default: the one the recipe names, else ``OPENAI_API_KEY``);
+    `model` and `base_url`, when given, replace every endpoint's (to run the recipe elsewhere)."""
     from . import transforms as available
 
     if recipe.get("hf_synth") != __version__:
@@ -44,7 +48,8 @@ def transforms(recipe: dict[str, Any], *, api_key_env: str | None = None, cache:
             raise InputError(f"recipe step {number}: unknown transform {step.get('transform')!r}; "
                              f"known: {', '.join(n for n in available.__all__ if n != 'MapTransform')}")
         try:
-            key = {"api_key_env": api_key_env} if api_key_env else {}
+            key = {name: value for name, value in (("api_key_env", api_key_env), ("model", model),
+                                                    ("base_url", base_url)) if value}
             llm = LLM(**{**step["llm"], **key})
             llms = {agent: LLM(**{**settings, **key}) for agent, settings in step.get("llms", {}).items()}
             per_agent = {"llms": llms} if llms else {}  # judges have one LLM and take no llms=

@@ -120,7 +120,9 @@ def recipe_of(transform, recipe, source, split) -> dict[str, Any]:
 def _license_and_language(source, license, language) -> tuple[str, list[str] | None, str | None]:
     language = [language] if isinstance(language, str) else list(language) if language else None
     license_from = None
-    if license is None or language is None:
+    # the source's card is read for a missing license, or for a missing language when that costs no
+    # network look-up (a local folder): a Hub look-up offline waits on its retries
+    if license is None or (language is None and not on_hub(source)):
         try:
             with plain_errors(f"read the license of {source!r} from its dataset card",
                               "Pass license= (and language=) yourself."):

@@ -35,18 +35,24 @@ def write_repo(dataset: datasets.Dataset, folder, transform=None, *, recipe: dic
                         "publish ds['train']")
     recipe = recipe_of(transform, recipe, source, split)
     folder = Path(folder)
-    for stale in (folder / "data", folder / ANALYSIS):  # what an earlier write left: shard counts change
-        shutil.rmtree(stale, ignore_errors=True)
-    (folder / "data").mkdir(parents=True)
-    shards = max(1, math.ceil(dataset.data.nbytes / MAX_SHARD_BYTES))
-    for index in range(shards):
-        shard = dataset.shard(shards, index, contiguous=True)
-        shard.to_parquet(str(folder / DATA_FILES.replace("*", f"{index:05d}-of-{shards:05d}.parquet")))
-    report = _analysis(dataset, folder / ANALYSIS) if analysis else None
-    recipes.save(recipe, folder)
-    card = build_card(dataset, recipe=recipe, source=source, split=split, license=license, language=language,
-                      repo_id=repo_id, analysis=report)
-    card.save(folder / "README.md")
+    new = not folder.exists()
+    try:
+        for stale in (folder / "data", folder / ANALYSIS):  # what an earlier write left: shard counts change
+            shutil.rmtree(stale, ignore_errors=True)
+        (folder / "data").mkdir(parents=True)
+        shards = max(1, math.ceil(dataset.data.nbytes / MAX_SHARD_BYTES))
+        for index in range(shards):
+            shard = dataset.shard(shards, index, contiguous=True)
+            shard.to_parquet(str(folder / DATA_FILES.replace("*", f"{index:05d}-of-{shards:05d}.parquet")))
+        report = _analysis(dataset, folder / ANALYSIS) if analysis else None
+        recipes.save(recipe, folder)
+        card = build_card(dataset, recipe=recipe, source=source, split=split, license=license, language=language,
+                          repo_id=repo_id, analysis=report)
+        card.save(folder / "README.md")
+    except BaseException:
+        if new:  # no half-written repository folder is left behind (e.g. when the license is unknown)
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     return folder
 
 

@@ -182,20 +182,33 @@ class Engine:
         except (openai.APIError, NotACompletion, RequestTimedOut) as exc:
             failure = classify(exc)
             if failure.blame == RUN:
-                raise EndpointError(self._stop_message(exc)) from None
+                raise EndpointError(await self._stop_message(client, exc)) from None
             attempts = retrying.statistics.get("attempt_number", 1)
             spent = failure.retry and attempts <= self.llm.max_retries
             raise CallFailed(f"{self._describe(exc)} (after {attempts} attempt{'s' * (attempts > 1)}"
                              f"{'; the run has used up its retry budget' if spent else ''})", blame=failure.blame) from None
 
-    def _stop_message(self, exc: openai.APIStatusError) -> str:
+    async def _stop_message(self, client: openai.AsyncOpenAI, exc: openai.APIStatusError) -> str:
         if isinstance(exc, openai.AuthenticationError):
             return (f"{self.where} rejected the API key (401): set {self.llm.api_key_env} or pass LLM(api_key=...) "
                     "with a valid key.")
         if isinstance(exc, openai.PermissionDeniedError):
             return f"{self.where} refused access to model {self.llm.model!r} (403): check the key's permissions."
+        served = await self._served_models(client)
+        if served:
+            return (f"{self.where} has no model {self.llm.model!r} (404); it serves "
+                    f"{', '.join(map(repr, served[:10]))}{' …' if len(served) > 10 else ''}: check model=.")
         return (f"{self.where} has no model {self.llm.model!r} or no chat completions route (404): check model= "
                 "and base_url= (it usually ends in /v1).")
+
+    async def _served_models(self, client: openai.AsyncOpenAI) -> list[str]:
+        """The model names the endpoint lists (GET /models), or [] when it lists none or cannot say."""
+        try:
+            async with asyncio.timeout(min(self.llm.timeout, 10)):
+                listing = await client.get("/models", cast_to=object)
+            return sorted(str(model["id"]) for model in listing["data"])
+        except (openai.APIError, TimeoutError, json.JSONDecodeError, TypeError, KeyError):
+            return []
 
     async def _attempt(self, client: openai.AsyncOpenAI, messages) -> Completion:
         """One attempt, within the deadline; keeps count of connections that could not be made."""

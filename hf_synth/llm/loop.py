@@ -11,6 +11,8 @@ import os
 import threading
 from typing import Any, Coroutine
 
+from ..errors import HFSynthError
+
 _loop: dict = {}  # pid -> loop: a forked worker must not use its parent's (dead) loop thread
 PARENT_CHECK_SECONDS = 1.0
 
@@ -53,6 +55,8 @@ def run(coroutine: Coroutine) -> Any:
     future = asyncio.run_coroutine_threadsafe(coroutine, process_loop())
     try:
         return future.result()
+    except HFSynthError as error:  # one sentence, raised from here: not the loop thread's frames
+        raise error.with_traceback(None) from None
     except BaseException:
         future.cancel()
         raise

@@ -1,0 +1,114 @@
+"""What a person at the command line sees: errors in the CLI's own terms, a 404 that names the models
+served, help with defaults, `reproduce` from another folder with overrides, no half-written folder,
+and errors in Python that start where the user called."""
+import json
+import shutil
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+import datasets
+import pytest
+from fake_openai import FakeOpenAI, coevol_replies, prefer_edit
+
+import hf_synth
+from hf_synth import LLM, CoEvolTransform, EndpointError
+from hf_synth.recipe import FILE
+
+SAMPLE = Path(hf_synth.__file__).parent / "data" / "alpaca_sample.jsonl"
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "hf_synth.cli", *args], capture_output=True, text=True, timeout=300,
+                          cwd=cwd)
+
+
+def error_line(result) -> str:
+    assert result.returncode == 1, result.stderr
+    return result.stderr.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def server():
+    with FakeOpenAI(coevol_replies(prefer_edit), model="served-model") as fake:
+        yield fake
+
+
+def test_errors_name_the_flags_not_the_python_arguments(server, tmp_path):
+    datasets.Dataset.from_dict({"prompt": ["a"], "answer": ["b"]}).to_json(tmp_path / "odd.jsonl")
+    result = cli("coevol", str(tmp_path / "odd.jsonl"), "--output", str(tmp_path / "o"), "--model", "m",
+                 "--base-url", server.url)
+    line = error_line(result)
+    assert "pass --instruction-column, --response-column (and --input-column) to name yours" in line
+    assert "_column=" not in line
+
+    guarded = FakeOpenAI(api_key="sk-right").start()
+    try:
+        line = error_line(cli("coevol", str(SAMPLE), "--output", str(tmp_path / "o"), "--limit", "1", "--model", "m",
+                              "--base-url", guarded.url))
+    finally:
+        guarded.stop()
+    assert "rejected the API key (401): set OPENAI_API_KEY or pass --api-key-env NAME with a valid key." in line
+
+    server.fault_for = lambda body: 404
+    line = error_line(cli("coevol", str(SAMPLE), "--output", str(tmp_path / "o"), "--limit", "1", "--model", "nope",
+                          "--base-url", server.url))
+    assert line == f"error: {server.url} has no model 'nope' (404); it serves 'served-model': check --model."
+
+
+def test_a_refused_connection_is_not_called_a_timeout(tmp_path):
+    with FakeOpenAI() as down:
+        url = down.url
+    line = error_line(cli("coevol", str(SAMPLE), "--output", str(tmp_path / "o"), "--model", "m", "--base-url", url))
+    assert "could not connect (ConnectionRefusedError)" in line and "timeout" not in line
+
+
+def test_help_shows_every_option_with_its_default():
+    text = cli("coevol", "--help").stdout
+    for option, default in [("--max-rounds", "3"), ("--top-p", "1.0"), ("--max-tokens", "1000"), ("--max-retries", "5"),
+                            ("--instruction-column", "instruction"), ("--timeout", "600.0"), ("--batch-size", "64")]:
+        described = text.split(option, 2)[-1].split("\n  --", 1)[0]  # the option's own help paragraph
+        assert f"(default: {default})" in " ".join(described.split()), option
+    assert "--seed SEED" in text and "(default: None)" not in text
+
+
+def test_reproduce_from_another_folder_with_overrides(server, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(SAMPLE, data / "alpaca.jsonl")
+    first = cli("coevol", "alpaca.jsonl", "--output", str(tmp_path / "run"), "--limit", "2", "--mode", "edit",
+                "--model", "m", "--base-url", server.url, cwd=data)
+    assert first.returncode == 0, first.stderr
+    recipe = json.loads((tmp_path / "run" / FILE).read_text())
+    assert recipe["input"]["source"] == str(data / "alpaca.jsonl")  # found again from anywhere
+    with FakeOpenAI(coevol_replies(prefer_edit)) as elsewhere:
+        again = cli("reproduce", str(tmp_path / "run"), "--output", str(tmp_path / "again"), "--model", "other",
+                    "--base-url", elsewhere.url, "--no-cache", cwd="/")
+        assert again.returncode == 0, again.stderr
+        assert [body["model"] for body in elsewhere.requests] == ["other", "other"]
+    assert datasets.load_from_disk(str(tmp_path / "again"))["coevol_error"] == [None, None]
+
+    moved = tmp_path / "moved.jsonl"
+    (data / "alpaca.jsonl").rename(moved)
+    line = error_line(cli("reproduce", str(tmp_path / "run"), "--output", str(tmp_path / "x"), cwd="/"))
+    assert line == f"error: the recipe's input {data / 'alpaca.jsonl'} is not here: pass --input with where it is now"
+
+
+def test_publish_local_only_without_a_license_writes_nothing(server, tmp_path):
+    run = cli("coevol", str(SAMPLE), "--output", str(tmp_path / "run"), "--limit", "1", "--mode", "edit",
+              "--model", "m", "--base-url", server.url)
+    assert run.returncode == 0, run.stderr
+    result = cli("publish", str(tmp_path / "run"), "me/x", "--local-only", "--folder", str(tmp_path / "repo"))
+    assert "the license of the data is unknown" in error_line(result).lower() and "--license" in error_line(result)
+    assert not (tmp_path / "repo").exists()
+
+
+def test_python_errors_start_where_the_user_called(server):
+    server.fault_for = lambda body: 401
+    with pytest.raises(EndpointError) as error:
+        datasets.Dataset.from_dict({"instruction": ["a"], "output": ["b"]}).map(
+            CoEvolTransform(LLM(model="m", base_url=server.url), mode="edit"), batched=True)
+    files = {Path(frame.filename).name for frame in traceback.extract_tb(error.value.__traceback__)}
+    assert not files & {"runner.py", "engine.py", "_base.py", "tasks.py"}  # nothing from the loop thread
+    assert error.value.__cause__ is None and error.value.__suppress_context__  # no SDK exception printed
