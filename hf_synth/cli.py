@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
+from . import __version__, replies
 from .errors import HFSynthError
 from .llm.config import LLM
 from .methods import r2s, review_instruct
@@ -356,6 +356,9 @@ def summary(dataset, prefix: str, seconds: float, run_stats=None) -> str:
         if notes:
             lines.append(f"rows with a note (e.g. truncated document): {notes}")
     lines.append(f"calls: {calls} ({prompt} prompt + {completion} completion tokens)")
+    unused = replies.describe(replies.unreadable_replies(dataset))
+    if unused:
+        lines.append(unused)
     if run_stats is not None:
         lines.append(f"this run: {run_stats.sent} requests sent, {run_stats.cached} from cache, "
                      f"{run_stats.retries} retries")

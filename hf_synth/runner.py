@@ -193,7 +193,7 @@ class Runner:
         usage.calls += 1
         usage.prompt_tokens += stored["prompt_tokens"]
         usage.completion_tokens += stored["completion_tokens"]
-        problem = unusable(stored, llm.max_tokens, chat.whole)
+        problem = unusable(stored, llm.max_tokens, chat.whole, chat.agent)
         if problem:
             raise CallFailed(problem)
         return Reply(stored["text"], stored["finish_reason"])

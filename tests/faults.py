@@ -23,7 +23,7 @@ KINDS = {  # fault -> what a row's error says when the fault wins
     "close": "connection dropped",
     "not_json": "not a chat completion (not JSON)",
     "no_choices": "not a chat completion (no choices)",
-    "empty": "the reply was empty",
+    "empty": "reply was empty",
     ("finish", "length"): "cut at max_tokens",
     ("finish", "content_filter"): "content filter",
 }

@@ -37,7 +37,7 @@ def test_unparsable_verdicts_are_none(text):
     ("<assistant 2>", "<assistant 2>", 0.5, 0.5, False),    # split (position bias): keep
     ("<assistant 2>", "<equal>", 0.5, 1.0, True),           # edit + tie: Eq. 4 averaged favours the edit
     ("<assistant 2>", "garbage", 0.5, 0.5, False),          # unparsable counts for the original
-    ("garbage", "garbage", 1.0, 0.0, False),
+    ("garbage", "garbage", None, None, False),              # nothing read: no scores
 ])
 def test_eq4_scores_and_stop_rule(forward, reverse, s_prev, s_new, wins):
     comparison = compare(forward, reverse)

@@ -118,7 +118,7 @@ def test_cut_debate_notes_and_advice_are_kept(server):
 
 # -- unusable replies are cached
 
-@pytest.mark.parametrize("fault, says", [("empty", "the reply was empty"), (("finish", "length"), "cut at max_tokens"),
+@pytest.mark.parametrize("fault, says", [("empty", "the editor's reply was empty"), (("finish", "length"), "cut at max_tokens"),
                                          (("finish", "content_filter"), "content filter")])
 def test_empty_cut_and_filtered_replies_are_cached(server, fault, says):
     server.fault_for = lambda body: fault if "task 1\n" in body["messages"][-1]["content"] else None

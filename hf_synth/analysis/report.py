@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import HFSynthError, InputError
+from ..replies import ADVICE, unreadable_replies
 from .by_round import diversity_by_round, difficulty_by_round, plot_by_round
 from .coevol import (plot_length_growth, plot_round_distribution, response_lengths, round_distribution,
                      summarize_lengths)
@@ -37,7 +38,8 @@ def report(dataset, folder, *, tokenizer=None, nlp=None, failures: bool = True) 
     """Write the analysis of `dataset` to `folder`; returns what was written, with `summary.md`'s text.
     `tokenizer` counts tokens for the length figures (default: the embedded model's vocabulary);
     `nlp` is a spaCy pipeline for the verb–object directions (default: the English one installed).
-    `failures=False` leaves out the failed rows' reasons (a dataset card lists them itself)."""
+    `failures=False` leaves out the failed rows' reasons and the replies not used (a dataset card
+    lists them itself)."""
     methods = detect_methods(dataset.column_names)
     if not methods:
         raise InputError(f"report found no output of a hf_synth method (columns {', '.join(METHODS.values())}) "
@@ -45,6 +47,9 @@ def report(dataset, folder, *, tokenizer=None, nlp=None, failures: bool = True) 
     out = Report(Path(folder), methods)
     out.folder.mkdir(parents=True, exist_ok=True)
     sections = [f"# Analysis\n\n{len(dataset)} rows."]
+    unreadable = unreadable_replies(dataset)
+    if failures and not unreadable.empty:  # (a dataset card lists them itself)
+        sections += ["## Replies not used", _table(out, "replies_not_used", unreadable, index=False), ADVICE]
     for method in methods:
         title, section = _SECTIONS[method]
         sections.append(f"## {title}")

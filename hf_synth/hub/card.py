@@ -14,7 +14,7 @@ import jinja2
 from huggingface_hub import DatasetCard, DatasetCardData
 from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
-from .. import __version__, recipe as recipes
+from .. import __version__, recipe as recipes, replies
 from ..errors import HFSynthError, InputError
 from .client import hub_api, plain_errors
 
@@ -89,6 +89,7 @@ def build_card(dataset, transform=None, *, recipe: dict[str, Any] | None = None,
         configs=[{"config_name": "default", "data_files": [{"split": "train", "path": DATA_FILES}]}],
     )
     prefixes = {step.prefix for step in steps}
+    unreadable = replies.unreadable_replies(dataset)
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True, lstrip_blocks=True,
                                      keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
     main = next((s for s in steps if s.prefix == method), steps[0])
@@ -98,6 +99,8 @@ def build_card(dataset, transform=None, *, recipe: dict[str, Any] | None = None,
         limit=recipe["input"].get("limit"), license=license, license_from=license_from,
         steps=[_step(step) for step in steps], options=main.options(), version=recipe.get("hf_synth", __version__),
         statistics=[_statistics(dataset, step) for step in steps], run=recipe.get("run") or {},
+        unreadable=unreadable.to_markdown(index=False) if not unreadable.empty else None,
+        unreadable_advice=replies.ADVICE,
         analysis=_embed(analysis) if analysis is not None else None,
         analysis_missing="not included (write the repository folder with `hf_synth.hub.write_repo` to add them).",
         columns=dataset.column_names,

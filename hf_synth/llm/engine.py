@@ -176,13 +176,15 @@ class Engine:
                         except openai.RateLimitError:
                             self.limit.rate_limited(sent_at)
                             raise
+                        except openai.APIStatusError as exc:
+                            if classify(exc).blame == RUN:  # said while holding the slot: nothing more is sent
+                                raise EndpointError(await self._stop_message(client, exc)) from None
+                            raise
                     self.limit.succeeded()
                     completion.retries = attempt.retry_state.attempt_number - 1
                     return completion
         except (openai.APIError, NotACompletion, RequestTimedOut) as exc:
             failure = classify(exc)
-            if failure.blame == RUN:
-                raise EndpointError(await self._stop_message(client, exc)) from None
             attempts = retrying.statistics.get("attempt_number", 1)
             spent = failure.retry and attempts <= self.llm.max_retries
             raise CallFailed(f"{self._describe(exc)} (after {attempts} attempt{'s' * (attempts > 1)}"

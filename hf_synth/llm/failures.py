@@ -92,18 +92,18 @@ def _root(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def unusable(reply: dict, max_tokens: int, whole: bool = True) -> str | None:
-    """Why a reply cannot be used (the row's fault), or None. A reply withheld by a content filter,
-    empty, or cut at `max_tokens` when the request needs it whole is never handed to a method: half a
-    verdict must not pass for a verdict. Such replies are cached like any other (the same request
-    would get them again) and their row is marked."""
+def unusable(reply: dict, max_tokens: int, whole: bool = True, agent: str = "model") -> str | None:
+    """Why `agent`'s reply cannot be used (the row's fault), or None. A reply withheld by a content
+    filter, empty, or cut at `max_tokens` when the request needs it whole is never handed to a method:
+    half a verdict must not pass for a verdict. Such replies are cached like any other (the same
+    request would get them again) and their row is marked."""
     if reply["finish_reason"] == "length" and whole:
-        return (f"the reply was cut at max_tokens={max_tokens} (finish_reason=length); "
+        return (f"the {agent}'s reply was cut at max_tokens={max_tokens} (finish_reason=length); "
                 "give the LLM a larger max_tokens")
     if reply["finish_reason"] == "content_filter":
-        return "the endpoint's content filter withheld the reply (finish_reason=content_filter)"
+        return f"the endpoint's content filter withheld the {agent}'s reply (finish_reason=content_filter)"
     if not reply["text"].strip():
-        return "the reply was empty"
+        return f"the {agent}'s reply was empty"
     return None
 
 

@@ -32,14 +32,17 @@ def parse_verdict(text: str | None) -> str | None:
 @dataclass(frozen=True)
 class Comparison:
     """Scores of Eq. 4 for the previous (r) and the edited (r') response, averaged over the two
-    judgments. A judgment that cannot be parsed counts for the previous response."""
+    judgments. A judgment that cannot be parsed counts for the previous response; when neither can,
+    there are no scores (None) and the previous response stays."""
 
     verdicts: tuple[str | None, str | None]  # parsed, in the forward (r, r') and reverse (r', r) orders
-    score_previous: float
-    score_edited: float
+    score_previous: float | None
+    score_edited: float | None
 
     @property
     def edited_wins(self) -> bool:
+        if self.score_edited is None:
+            return False
         return self.score_edited > self.score_previous  # strictly: a tie keeps the previous response
 
 
@@ -55,6 +58,8 @@ def _eq4(verdict: str | None, previous_label: str) -> tuple[int, int]:
 def compare(forward: str | None, reverse: str | None) -> Comparison:
     """Combine the judgment with r as assistant 1 (`forward`) and with r' as assistant 1 (`reverse`)."""
     verdicts = (parse_verdict(forward), parse_verdict(reverse))
+    if verdicts == (None, None):  # nothing was read: no score would be the judge's
+        return Comparison(verdicts, None, None)
     prev_1, new_1 = _eq4(verdicts[0], previous_label="1")
     prev_2, new_2 = _eq4(verdicts[1], previous_label="2")
     return Comparison(verdicts, (prev_1 + prev_2) / 2, (new_1 + new_2) / 2)
