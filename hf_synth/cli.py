@@ -30,6 +30,9 @@ def _llm_arguments(parser: argparse.ArgumentParser, temperature: float = 0.0) ->
     group.add_argument("--max-tokens", type=int, default=1000,
                        help="the most tokens a reply may have; a reply cut there marks its row")
     group.add_argument("--seed", type=int, help="sampling seed, for endpoints that honour one")
+    group.add_argument("--no-system-role", dest="system_role", action="store_false",
+                       help="for models without a system role: put each system prompt in front of the first user "
+                            "turn (CoEvol Appendix A.2)")
     group.add_argument("--max-concurrency", type=int, default=64,
                        help="requests in flight at most, per replica, for the whole run (divided among --num-proc workers)")
     group.add_argument("--requests-per-minute", type=int, help="a hosted API's request budget for the whole run")
@@ -82,7 +85,8 @@ def _llm(args) -> LLM:
     return LLM(model=args.model, base_url=base_url, api_key_env=args.api_key_env,
                temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed,
                max_concurrency=share(args.max_concurrency), timeout=args.timeout, max_retries=args.max_retries,
-               requests_per_minute=share(args.requests_per_minute), tokens_per_minute=share(args.tokens_per_minute))
+               requests_per_minute=share(args.requests_per_minute), tokens_per_minute=share(args.tokens_per_minute),
+               system_role=args.system_role)
 
 
 def _cache(args):

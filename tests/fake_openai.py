@@ -76,7 +76,8 @@ class FakeOpenAI(LoopbackServer):
 
     # -- handlers
     async def _models(self, request):
-        return web.json_response({"object": "list", "data": [{"id": self.model, "object": "model"}]})
+        served = [] if self.model is None else [{"id": self.model, "object": "model"}]
+        return web.json_response({"object": "list", "data": served})
 
     async def _chat(self, request: web.Request):
         body = await request.json()

@@ -44,13 +44,21 @@ def test_all_faults_mixed_at_30_percent(method):
     assert outcome.rows_with_errors <= 2 * outcome.rows_in * (1 - 0.925 ** per_row) + 1, outcome.rows_with_errors
 
 
-def test_a_truncated_verdict_is_never_read_as_a_verdict():
-    # the judge's replies are cut: "<assistant 2>\nmore edits" cut in half still names a winner
+def test_a_verdict_line_cut_at_max_tokens_is_never_read_and_a_whole_one_is():
+    # the judge's replies are cut in half: "<assistant 1>\nmore edits" becomes "<assistant " — half a label
     with FakeOpenAI(coevol_replies(prefer_edit)) as server:
         server.fault_for = lambda body: ("finish", "length") if "checking the quality" in str(body) else None
         out = alpaca(3).map(CoEvolTransform(LLM(model="m", base_url=server.url), max_rounds=1), batched=True)
-    assert out["coevol_output"] == [None] * 3 and out["coevol_rounds"] == [None] * 3
-    assert all(e.startswith("LLM call failed: the judge's reply was cut at max_tokens=1000") for e in out["coevol_error"])
+    assert out["coevol_error"] == [None] * 3 and out["coevol_rounds"] == [0] * 3
+    assert all(round_[0]["parsed_verdicts"] == [None, None] for round_ in out["coevol_trace"])
+    assert out["coevol_output"] == alpaca(3)["output"]  # no edit accepted on half a verdict
+
+    # a long explanation cut after a complete verdict line: the verdict is read (as the reference does)
+    long_reason = lambda messages: prefer_edit(messages) + " because" * 50  # noqa: E731
+    with FakeOpenAI(coevol_replies(long_reason)) as server:
+        server.fault_for = lambda body: ("finish", "length") if "checking the quality" in str(body) else None
+        out = alpaca(3).map(CoEvolTransform(LLM(model="m", base_url=server.url), max_rounds=1), batched=True)
+    assert out["coevol_error"] == [None] * 3 and out["coevol_rounds"] == [1] * 3
 
 
 def test_an_endpoint_gone_bad_stops_the_run_and_keeps_what_finished(tmp_path):

@@ -65,13 +65,25 @@ def test_retry_after_is_read_from_the_real_sdk_error_and_capped(header, waits):
 
 # -- 403 and 404 stop the run
 
-@pytest.mark.parametrize("status, says", [(403, r"refused access to model 'm' \(403\)"), (404, "has no model 'm'")])
-def test_403_and_404_stop_the_run_with_one_sentence(server, status, says):
+@pytest.mark.parametrize("status, says", [
+    (401, "rejected the API key (401): set OPENAI_API_KEY or pass LLM(api_key=...) with a valid key."),
+    (403, "refused access to model 'm' (403): check the key's permissions."),
+    (404, "has no model 'm' (404); it serves 'fake-model': check model=.")])
+def test_401_403_and_404_stop_the_run_with_one_sentence(server, status, says):
     server.fault_for = lambda body: status
-    with pytest.raises(EndpointError, match=says) as error:
+    with pytest.raises(EndpointError) as error:
         rows(50).map(edit(LLM(model="m", base_url=server.url, max_concurrency=4)), batched=True)
-    assert "\n" not in str(error.value)
+    assert str(error.value) == f"{server.url} {says}"
     assert len(server.requests) <= 4  # the first wave only: neither retried nor sent for every row
+
+
+def test_a_404_from_an_endpoint_that_lists_no_models_says_what_to_check(server):
+    server.fault_for = lambda body: 404
+    server.model = None  # GET /v1/models answers, but with nothing usable
+    with pytest.raises(EndpointError) as error:
+        rows(2).map(edit(LLM(model="m", base_url=server.url)), batched=True)
+    assert str(error.value) == (f"{server.url} has no model 'm' or no chat completions route (404): check model= and "
+                                "base_url= (it usually ends in /v1).")
 
 
 # -- the adaptive limit
@@ -237,3 +249,18 @@ def test_prompt_and_completion_tokens_are_counted_in_their_fields(server):
     completion = len(out["coevol_output"][0].split())
     assert prompt > 20 and completion == 2  # "draft [edited]": the two can't be swapped unnoticed
     assert out["coevol_usage"] == [{"calls": 1, "prompt_tokens": prompt, "completion_tokens": completion}]
+
+
+# -- models without a system role (CoEvol Appendix A.2)
+
+def test_without_a_system_role_the_role_prompt_goes_before_the_first_user_turn(server):
+    folded = LLM(model="m", base_url=server.url, system_role=False)
+    out = rows(1).map(edit(folded), batched=True)
+    sent = server.requests[0]["messages"]
+    assert [m["role"] for m in sent] == ["user"] and out["coevol_error"] == [None]
+    assert sent[0]["content"].startswith("You are a professional editor") and sent[0]["content"].endswith(
+        "### Response:\n")
+    # it changes what is asked: its own cache entries and fingerprint, the default's unchanged
+    rows(1).map(edit(LLM(model="m", base_url=server.url)), batched=True)
+    assert [m["role"] for m in server.requests[1]["messages"]] == ["system", "user"]
+    assert edit(folded).fingerprint_state() != edit(LLM(model="m", base_url=server.url)).fingerprint_state()

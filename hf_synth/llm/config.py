@@ -68,6 +68,9 @@ class LLM:
     The key is `api_key`, or else the environment variable `api_key_env` (``OPENAI_API_KEY``); it
     belongs to this LLM and reaches forked and spawned workers (see `secret.py`).
 
+    `system_role=False` is for models without a system role (CoEvol Appendix A.2, e.g. Mixtral): each
+    request's system prompt is put in front of its first user turn instead.
+
     `max_concurrency`, `timeout` (seconds for a whole request: connecting, headers and body),
     `max_retries` and the optional `requests_per_minute` and `tokens_per_minute` budgets (for hosted
     APIs; a request counts its prompt's characters / 4 plus `max_tokens`) tune how requests are sent,
@@ -88,6 +91,7 @@ class LLM:
     requests_per_minute: int | None = _field(TRANSPORT, None)
     tokens_per_minute: int | None = _field(TRANSPORT, None)
     api_key_env: str = field(default="OPENAI_API_KEY", metadata={"kind": TRANSPORT})
+    system_role: bool = _field(IDENTITY, True)
     replicas: tuple[str, ...] = field(init=False, default=(), compare=True, metadata={"kind": "derived"})
 
     def __post_init__(self):
@@ -141,6 +145,18 @@ class LLM:
                 return "embedded:not-installed"  # the run itself will say how to install it
         return without_credentials(self.base_url)
 
+    def messages(self, messages) -> list[dict]:
+        """`messages` as this model takes them: without a system role, the system prompt goes in front
+        of the first user turn (CoEvol Appendix A.2)."""
+        if self.system_role or not messages or messages[0]["role"] != "system":
+            return list(messages)
+        system, rest = messages[0], list(messages[1:])
+        first = next((i for i, m in enumerate(rest) if m["role"] == "user"), None)
+        if first is None:
+            return [{"role": "user", "content": system["content"]}, *rest]
+        rest[first] = {**rest[first], "content": f"{system['content']}\n\n{rest[first]['content']}"}
+        return rest
+
     def _fields(self, *kinds: str) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata["kind"] in kinds}
 
@@ -154,7 +170,10 @@ class LLM:
     def identity(self) -> dict[str, Any]:
         """Everything about this LLM that changes what it answers: keys the request cache and
         the dataset fingerprint. No secret, no concurrency, no timeouts."""
-        return {"endpoint": self.endpoint_id, "model": self.model, **self.sampling(), "extra_body": self.extra_body}
+        identity = {"endpoint": self.endpoint_id, "model": self.model, **self.sampling(), "extra_body": self.extra_body}
+        if not self.system_role:  # (absent when True, so that older caches and fingerprints still match)
+            identity["system_role"] = False
+        return identity
 
     def settings(self) -> dict[str, Any]:
         """The arguments that rebuild this LLM with `LLM(**settings)`, without the API key or the

@@ -246,7 +246,7 @@ class Engine:
         # more CPU validating and converting our already well-formed messages than the request
         # takes on the wire (docs/performance.md).
         return await client.post("/chat/completions", cast_to=object, body={
-            "model": self.llm.model or "embedded", "messages": messages, **self.llm.sampling(),
+            "model": self.llm.model or "embedded", "messages": self.llm.messages(messages), **self.llm.sampling(),
             **self.llm.extra_body})
 
 

@@ -19,10 +19,14 @@ def parse_verdict(text: str | None) -> str | None:
     """``"1"``, ``"2"`` or ``"equal"`` from the first non-empty line of a judgment, else None.
 
     Tolerates case, spacing, missing brackets, markdown and a leading "Output:"; "assistant 10" is
-    not "assistant 1"; a line naming two different verdicts is ambiguous and unparsable.
+    not "assistant 1"; a line naming two different verdicts is ambiguous and unparsable. A reply cut
+    at max_tokens is read when its first line is complete (the verdict is all the judge must give, as
+    the reference code reads it), and not when the cut falls inside that line.
     """
     if not text:
         return None
+    if getattr(text, "finish_reason", None) == "length" and "\n" not in text.strip():
+        return None  # cut at max_tokens inside its first line: the verdict may be half a label
     first_line = next((line for line in text.strip().splitlines() if line.strip()), "")
     first_line = _PREFIX.sub("", first_line.strip())
     found = {number or "equal" for number, equal in _LABEL.findall(first_line)}
@@ -69,7 +73,8 @@ def judge_chats(task: str, request: str, previous: str, edited: str) -> list[Cha
     """The two judge requests of Table 9: (r, r') and, in reverse order, (r', r)."""
     def ask(first, second):
         prompt = prompts.JUDGE.format(task=task, request=request, first=first, second=second)
-        return Chat("judge", [system(prompts.JUDGE_ROLE), user(prompt)])
+        # whole=False: the verdict is the first line; the explanation after it may be cut
+        return Chat("judge", [system(prompts.JUDGE_ROLE), user(prompt)], whole=False)
 
     return [ask(previous, edited), ask(edited, previous)]
 
