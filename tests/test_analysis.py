@@ -87,6 +87,11 @@ def test_lengths_of_multi_turn_rows_and_injected_tokenizers():
 
 
 def test_the_default_tokenizer_works_offline():
+    from hf_synth.tokens import token_counter
+
+    count = token_counter()
+    # SmolLM2's byte-level BPE: "Hello" and " world" are one token each, no BOS is counted
+    assert [count("Hello world"), count("Hello world. Hello world."), count("")] == [2, 6, 0]
     lengths = response_lengths(coevol_rows())
     assert (lengths["tokens"] > 0).all()
     assert lengths[lengths["unit"] == 0]["tokens"].is_monotonic_increasing

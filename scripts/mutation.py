@@ -1,0 +1,71 @@
+"""Mutation testing of the engine, the runner and the judge: how many deliberate bugs the tests catch.
+
+mutmut (3.x) makes small changes ("mutants") to `hf_synth/llm/`, `hf_synth/runner.py` and
+`hf_synth/methods/judge.py` — a `<` for a `<=`, a string changed, an argument dropped — and runs the
+tests that cover each changed function against it; a mutant that no test fails "survived". The
+configuration is `[tool.mutmut]` in pyproject.toml. It runs in a fresh clone of this checkout (mutmut
+writes a `mutants/` folder beside the code), takes about an hour and a half on 2 cores, and is not
+part of CI.
+
+    pip install "mutmut>=3.8,<4"
+    python scripts/mutation.py [--max-children 2] [--keep DIR]
+
+Prints the share of mutants killed and the survivors by function (docs/testing.md discusses them).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once")
+    parser.add_argument("--keep", help="run in this folder and keep it (default: a temporary one)")
+    args = parser.parse_args()
+    folder = Path(args.keep or tempfile.mkdtemp(prefix="hf_synth_mutation_"))
+    if not (folder / "pyproject.toml").exists():
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(folder)], check=True)
+    try:
+        subprocess.run(["mutmut", "run", "--max-children", str(args.max_children)], cwd=folder, check=False,
+                       stdout=subprocess.DEVNULL)
+        results = subprocess.run(["mutmut", "results", "--all", "true"], cwd=folder, capture_output=True,
+                                 text=True).stdout
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    print(summary(results))
+
+
+def summary(results: str) -> str:
+    """The counts by outcome, the share killed of the mutants some test ran against, and the survivors
+    grouped by function, from `mutmut results --all true`."""
+    outcomes = collections.Counter()
+    survivors = collections.Counter()
+    for line in results.splitlines():
+        match = re.match(r"\s*(\S+)__mutmut_\d+: (.+)$", line)
+        if not match:
+            continue
+        name, outcome = match[1], match[2].strip()
+        outcomes[outcome] += 1
+        if outcome == "survived":
+            survivors[name.replace("xǁ", "").replace("ǁ", ".").replace(".x_", ".")] += 1
+    tested = outcomes["killed"] + outcomes["survived"] + outcomes["timeout"]
+    lines = [f"mutants: {sum(outcomes.values())} — " + ", ".join(f"{k}: {v}" for k, v in outcomes.most_common()),
+             f"killed: {outcomes['killed'] + outcomes['timeout']} of the {tested} that a test ran against "
+             f"({(outcomes['killed'] + outcomes['timeout']) / tested:.1%})" if tested else "no mutant was tested",
+             "survivors by function:"]
+    lines += [f"  {count:3d}  {name}" for name, count in survivors.most_common()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
