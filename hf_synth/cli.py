@@ -59,9 +59,20 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="rows run concurrently per map batch")
     parser.add_argument("--num-proc", type=int, help="worker processes for Dataset.map")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="also publish the result with a dataset card, e.g. me/alpaca-coevol")
+    parser.add_argument("--prices", type=_prices, metavar="IN,OUT",
+                        help="US$ per million input and output tokens, to show the cost as the run goes "
+                             "(known for a few OpenAI models)")
     parser.add_argument("--retry-failed", action="store_true",
                         help="run only the failed rows of the earlier run saved in --output again, and save the "
                              "whole result there (the rows that succeeded cost nothing)")
+
+
+def _prices(text: str) -> tuple[float, float]:
+    try:
+        prompt, completion = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give two prices, e.g. 0.15,0.60") from None
+    return prompt, completion
 
 
 def _count(text: str) -> int:
@@ -107,8 +118,8 @@ def _run(args, steps, title: str):
     recipe, print a summary, publish it if asked; returns the dataset."""
     from . import recipe as recipes
     from .io import load_input
+    from . import status
     from .retry import failed_rows
-    from .runner import stats
     from .transforms.base import with_empty_outputs
 
     started, wall_started = time.monotonic(), time.time()
@@ -116,26 +127,28 @@ def _run(args, steps, title: str):
     if args.limit is not None:
         dataset = dataset.select(range(min(args.limit, len(dataset))))
     print(f"{title} over {len(dataset)} rows with {steps[0].llm!r}", file=sys.stderr)
-    if getattr(args, "retry_failed", False):
-        dataset = _retry_failed(args, steps, len(dataset))
-    elif len(dataset) == 0:
-        dataset = with_empty_outputs(dataset, steps)  # Dataset.map skips an empty dataset
-    else:
-        for step in steps:
-            dataset = dataset.map(step, batched=True, batch_size=args.batch_size, num_proc=args.num_proc,
-                                  desc=type(step).__name__.removesuffix("Transform"))
-        if _reused(dataset, wall_started):
-            failed = len(failed_rows(dataset, steps))
-            print(f"datasets reused the finished map of this input and settings ({len(dataset)} rows, {failed} "
-                  f"failed; no request sent){'; to run the failed rows again, add --retry-failed' if failed else ''}",
-                  file=sys.stderr)
+    with status.show(total=len(dataset) * len(steps), prices=getattr(args, "prices", None),
+                     model=steps[0].llm.model) as live:
+        if getattr(args, "retry_failed", False):
+            dataset = _retry_failed(args, steps, len(dataset))
+        elif len(dataset) == 0:
+            dataset = with_empty_outputs(dataset, steps)  # Dataset.map skips an empty dataset
+        else:
+            for step in steps:
+                dataset = dataset.map(step, batched=True, batch_size=args.batch_size, num_proc=args.num_proc,
+                                      desc=type(step).__name__.removesuffix("Transform"))
+            if _reused(dataset, wall_started):
+                failed = len(failed_rows(dataset, steps))
+                print(f"datasets reused the finished map of this input and settings ({len(dataset)} rows, {failed} "
+                      f"failed; no request sent){'; to run the failed rows again, add --retry-failed' if failed else ''}",
+                      file=sys.stderr)
     seconds = time.monotonic() - started
-    run_stats = stats() if not args.num_proc else None  # workers keep their own counts
+    run_stats = live.counts  # every process's, workers included
     _save(dataset, args.output)
     recipe = recipes.make(steps, source=args.input, split=args.split, limit=args.limit, batch_size=args.batch_size,
                           seconds=seconds, run_stats=run_stats)
     recipes.save(recipe, args.output)
-    print(summary(dataset, steps[0].prefix, seconds, run_stats))
+    print(summary(dataset, [step.prefix for step in steps], seconds, run_stats))
     print(f"saved to {args.output}")
     if args.push_to_hub:
         _publish(dataset, recipe, args.push_to_hub, args)
@@ -326,10 +339,11 @@ def _analyze(args) -> None:
     print(f"summary: {written.folder / 'summary.md'}")
 
 
-def summary(dataset, prefix: str, seconds: float, run_stats=None) -> str:
-    """A few lines about a finished run: rows, errors, rounds, calls, tokens, time."""
+def summary(dataset, prefixes: list[str], seconds: float, run_stats=None) -> str:
+    """A few lines about a finished run of the steps with `prefixes` (the method first): rows, errors,
+    rounds, calls and tokens of every step, what this run sent, time."""
+    prefix = prefixes[0]
     errors = [e for e in dataset[f"{prefix}_error"] if e is not None]
-    usage = dataset[f"{prefix}_usage"]
     lines = [f"rows: {len(dataset)}, failed: {len(errors)}"]
     for reason, count in collections.Counter(errors).most_common(3):
         lines.append(f"  {count} × {reason}")
@@ -339,9 +353,6 @@ def summary(dataset, prefix: str, seconds: float, run_stats=None) -> str:
             if error is None:
                 rounds.update(value if isinstance(value, list) else [value])
         lines.append("accepted rounds: " + ", ".join(f"{k}: {rounds[k]}" for k in sorted(rounds)))
-    calls = sum(u["calls"] for u in usage)
-    prompt = sum(u["prompt_tokens"] for u in usage)
-    completion = sum(u["completion_tokens"] for u in usage)
     if f"{prefix}_trace" in dataset.column_names and prefix == "review":
         directions = collections.Counter(r["direction"] for trace in dataset["review_trace"] if trace
                                          for r in trace if r["next_instruction"] is not None)
@@ -359,6 +370,14 @@ def summary(dataset, prefix: str, seconds: float, run_stats=None) -> str:
         notes = sum(note is not None for note in dataset["r2s_note"])
         if notes:
             lines.append(f"rows with a note (e.g. truncated document): {notes}")
+    for step in prefixes[1:]:
+        failed = sum(e is not None for e in dataset[f"{step}_error"])
+        lines.append(f"{step} step: {len(dataset) - failed} rows done, {failed} failed")
+    usage = [u for step in prefixes for u in dataset[f"{step}_usage"]]
+    calls = sum(u["calls"] for u in usage)
+    prompt = sum(u["prompt_tokens"] for u in usage)
+    completion = sum(u["completion_tokens"] for u in usage)
+    # every call the rows needed, served or cached; "this run" says what was sent
     lines.append(f"calls: {calls} ({prompt} prompt + {completion} completion tokens)")
     unused = replies.describe(replies.unreadable_replies(dataset))
     if unused:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
+from . import status
 from .errors import CallFailed, EndpointError, HFSynthError, RowError
+from .llm import loop
 from .llm.cache import RequestCache, default_cache_dir, request_key
 from .llm.config import LLM
 from .llm.engine import Completion, Engine
@@ -43,12 +45,18 @@ class Usage:
 
 @dataclass
 class RunStats:
-    """What this process actually sent, for summaries and tests (not written to datasets)."""
+    """What this process did, for the live status, summaries and tests (not written to datasets).
+    Tokens are those of the requests sent (what a hosted API bills), not of cached replies."""
 
+    rows: int = 0
+    rows_failed: int = 0
     sent: int = 0
     cached: int = 0
+    in_flight: int = 0
     retries: int = 0
     failed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 @dataclass
@@ -68,6 +76,25 @@ class _Process:
         self.caches: dict[str, RequestCache] = {}
         self.in_flight: dict[str, asyncio.Future] = {}  # by request key: identical requests share one
         self.stats = RunStats()
+        self.status_folder: str | None = None
+        self.report_to(os.environ.get(status.FOLDER_VARIABLE))  # a worker of a run whose status is shown
+
+    def report_to(self, folder: str | None) -> None:
+        """Write this process's counts into `folder` for the live status (None: stop)."""
+        started = self.status_folder is not None
+        self.status_folder = folder
+        self.status_since = replace(self.stats)  # what this process had done before
+        if folder and not started:
+            asyncio.run_coroutine_threadsafe(self._report(), loop.process_loop())
+
+    def write_status(self) -> None:
+        if self.status_folder:
+            status.write(self.status_folder, self.stats, self.status_since)
+
+    async def _report(self) -> None:
+        while self.status_folder:
+            self.write_status()
+            await asyncio.sleep(status.WRITE_EVERY)
 
 
 _process: _Process | None = None
@@ -135,6 +162,7 @@ class Runner:
         finally:
             if self._cache is not None:
                 self._cache.flush()
+            self._state.write_status()
         self._stop_if_nothing_completed()
         return outcomes
 
@@ -172,6 +200,8 @@ class Runner:
             logger.exception("unexpected error in a %s row (the row is marked and the run goes on)",
                              getattr(protocol, "__qualname__", "method"))
             outcome.error = f"{type(exc).__name__}: {exc}"
+        self._state.stats.rows += 1
+        self._state.stats.rows_failed += outcome.error is not None
         return outcome
 
     async def _ask_all(self, chats: list[Chat], usage: Usage) -> list[Reply]:
@@ -206,6 +236,7 @@ class Runner:
             return await asyncio.shield(in_flight[key])
         shared = in_flight[key] = asyncio.get_running_loop().create_future()
         shared.add_done_callback(lambda future: future.cancelled() or future.exception())  # retrieved
+        stats.in_flight += 1
         try:
             completion = await self._complete(llm, messages)
         except BaseException as error:
@@ -217,8 +248,11 @@ class Runner:
             raise
         finally:
             del in_flight[key]
+            stats.in_flight -= 1
         stats.sent += 1
         stats.retries += completion.retries
+        stats.prompt_tokens += completion.prompt_tokens
+        stats.completion_tokens += completion.completion_tokens
         stored = {"text": completion.text, "finish_reason": completion.finish_reason,
                   "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens}
         if self._cache is not None:

@@ -69,7 +69,9 @@ def test_review_instruct_command_with_rounds_reviewers_and_difficulty(tmp_path):
     assert grown["difficulty_labels"] == [["easy", "medium"]] * 2
     assert temperatures == {0.1}                                   # the authors' temperature by default
     assert "rows: 2, failed: 0" in result.stdout and "next questions: depth: 2" in result.stdout
-    assert "calls: 8 (" in result.stdout and "12 requests sent" in result.stdout   # 2 × (2 + 1 + 1), then 2 × 2 labels
+    # one account: 2 × (2 + 1 + 1) calls of the method, then 2 × 2 labels, all sent
+    assert "difficulty step: 2 rows done, 0 failed" in result.stdout
+    assert "calls: 12 (" in result.stdout and "this run: 12 requests sent" in result.stdout
     table = result.stdout.split("difficulty by round (shares of the labelled user turns):\n", 1)[1].splitlines()
     assert table[0].split() == ["round", "turns", "easy", "medium", "hard", "unlabeled"]
     assert table[1].split() == ["1", "2", "100.0%", "0.0%", "0.0%", "0"]

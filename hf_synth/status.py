@@ -1,0 +1,184 @@
+"""Live run status: rows done and failed, requests sent / cached / in flight, retries, tokens in and
+out, throughput, time left and cost — while a job runs, not only at its end.
+
+Every process that runs rows (the main one, each `num_proc` worker) writes its counts (`RunStats`) to
+a small JSON file in a status folder twice a second; a display thread in the process that shows the
+status sums the files. So workers report into the same status whatever starts them, and the hot path
+only increments counters it already kept. The display is a tqdm bar (a widget in Jupyter); without a
+terminal it logs one line every `log_every` seconds.
+
+    with hf_synth.status.show(total=len(ds), prices=(0.15, 0.60)):
+        out = ds.map(CoEvolTransform(llm), batched=True, num_proc=2)
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+logger = logging.getLogger("hf_synth.status")
+
+FOLDER_VARIABLE = "HF_SYNTH_STATUS_DIR"  # inherited by forked and spawned workers
+WRITE_EVERY = 0.5
+
+# US$ per million input and output tokens of a few hosted models (list prices, 2026); pass prices=
+# for any other, or to correct these
+PRICES = {"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.00), "gpt-4.1-mini": (0.40, 1.60),
+          "gpt-4.1": (2.00, 8.00), "gpt-4.1-nano": (0.10, 0.40)}
+
+
+@dataclass
+class Counts:
+    """What the processes of a run did so far (the sum of their `RunStats`)."""
+
+    rows: int = 0
+    rows_failed: int = 0
+    sent: int = 0
+    cached: int = 0
+    in_flight: int = 0
+    retries: int = 0
+    failed: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def add(self, other: dict) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + int(other.get(f.name, 0)))
+
+
+def write(folder: str, stats, since=None) -> None:
+    """This process's counts (what it did after the counts `since`), replaced atomically: a reader
+    never sees half a file."""
+    counts = asdict(stats)
+    if since is not None:
+        counts = {name: value - getattr(since, name) for name, value in counts.items()}
+    path = Path(folder) / f"{os.getpid()}.json"
+    scratch = path.with_suffix(".tmp")
+    try:
+        scratch.write_text(json.dumps(counts))
+        scratch.replace(path)
+    except OSError:  # the status ended (its folder is gone): nothing to report to
+        pass
+
+
+def read(folder: str) -> Counts:
+    total = Counts()
+    for path in Path(folder).glob("*.json"):
+        try:
+            total.add(json.loads(path.read_text()))
+        except (OSError, ValueError):  # being replaced right now: the next look will have it
+            continue
+    return total
+
+
+def line(counts: Counts, seconds: float, total: int | None = None, prices: tuple[float, float] | None = None) -> str:
+    """The status in one line, e.g. `rows 120/500 (3 failed) | requests 840 sent, 96 cached, 32 in
+    flight, 4 retries | tokens 1.2M in, 310k out | 14.2 req/s | left ~2m40s | $0.37`."""
+    parts = [f"rows {counts.rows}" + (f"/{total}" if total else "") + (f" ({counts.rows_failed} failed)"
+                                                                        if counts.rows_failed else "")]
+    parts.append(f"requests {counts.sent} sent, {counts.cached} cached, {counts.in_flight} in flight, "
+                 f"{counts.retries} retries" + (f", {counts.failed} failed" if counts.failed else ""))
+    parts.append(f"tokens {_short(counts.prompt_tokens)} in, {_short(counts.completion_tokens)} out")
+    if seconds > 0:
+        parts.append(f"{counts.sent / seconds:.1f} req/s")
+    if total and counts.rows and counts.rows < total:
+        parts.append(f"left ~{_duration(seconds * (total - counts.rows) / counts.rows)}")
+    if prices:
+        cost = (counts.prompt_tokens * prices[0] + counts.completion_tokens * prices[1]) / 1e6
+        projected = f" (~${cost * total / counts.rows:.2f} in all)" if total and counts.rows and counts.rows < total else ""
+        parts.append(f"${cost:.2f}{projected}")
+    return " | ".join(parts)
+
+
+@dataclass
+class Live:
+    """What `show` yields: `counts`, the run's final counts, once the block has ended."""
+
+    counts: Counts | None = None
+
+
+@contextmanager
+def show(total: int | None = None, *, prices: tuple[float, float] | None = None, model: str | None = None,
+         every: float = 1.0, log_every: float = 30.0, stream=None):
+    """Show the status of the rows mapped inside this block: a tqdm bar on a terminal or in Jupyter,
+    a log line every `log_every` seconds otherwise. `total` is the rows expected (several steps: their
+    sum); `prices` are US$ per million input and output tokens (default: `PRICES[model]` if known).
+    Yields a `Live` whose `counts` hold every process's totals once the block ends."""
+    prices = prices or PRICES.get(model or "")
+    stream = stream or sys.stderr
+    live = Live()
+    folder = tempfile.mkdtemp(prefix="hf_synth_status_")
+    previous = os.environ.get(FOLDER_VARIABLE)
+    os.environ[FOLDER_VARIABLE] = folder
+    from .runner import process_state
+
+    process_state().report_to(folder)  # this process's rows, when it runs them itself
+    stop = threading.Event()
+    started = time.monotonic()
+    thread = threading.Thread(target=_display, args=(folder, total, prices, every, log_every, stream, stop, started),
+                              name="hf_synth-status", daemon=True)
+    thread.start()
+    try:
+        yield live
+    finally:
+        stop.set()
+        thread.join(5)
+        process_state().report_to(None)
+        live.counts = read(folder)
+        if previous is None:
+            os.environ.pop(FOLDER_VARIABLE, None)
+        else:
+            os.environ[FOLDER_VARIABLE] = previous
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _display(folder, total, prices, every, log_every, stream, stop, started) -> None:
+    interactive = hasattr(stream, "isatty") and stream.isatty() or _in_notebook()
+    bar = None
+    if interactive:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, unit="row", desc="hf_synth", file=stream, dynamic_ncols=True)
+    logged = started
+    while True:
+        done = stop.wait(every)
+        counts = read(folder)
+        seconds = time.monotonic() - started
+        if bar is not None:
+            bar.update(counts.rows - bar.n)
+            bar.set_postfix_str(line(counts, seconds, None, prices).split(" | ", 1)[1], refresh=True)
+        elif done or time.monotonic() - logged >= log_every:
+            logged = time.monotonic()
+            logger.info("%s", line(counts, seconds, total, prices))
+        if done:
+            break
+    if bar is not None:
+        bar.close()
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def _short(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e4 else str(n)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
+        f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"

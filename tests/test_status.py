@@ -1,0 +1,72 @@
+"""The live status: its numbers are the run's own accounting, workers report into it, it advances
+while the run goes, and without a terminal it is a log line."""
+import io
+import logging
+import threading
+
+import datasets
+from fake_openai import FakeOpenAI, coevol_replies, prefer_edit
+
+from hf_synth import LLM, CoEvolTransform, status
+
+
+def rows(count: int) -> datasets.Dataset:
+    return datasets.Dataset.from_dict({"instruction": [f"task {i}" for i in range(count)],
+                                       "output": [f"answer {i}" for i in range(count)]})
+
+
+def test_the_counts_are_the_runs_own_accounting():
+    with FakeOpenAI(coevol_replies(prefer_edit)) as server:
+        server.fault_for = lambda body: 400 if "task 3\n" in body["messages"][-1]["content"] else None
+        llm = LLM(model="m", base_url=server.url)
+        with status.show(total=10, stream=io.StringIO()) as live:
+            out = rows(10).map(CoEvolTransform(llm, mode="edit"), batched=True)
+            again = rows(10).map(CoEvolTransform(llm, mode="edit"), batched=True)  # from the request cache
+    counts = live.counts
+    assert counts.rows == 20 and counts.rows_failed == 2 and counts.in_flight == 0
+    # the row refused with a 400 is asked again by the second run (failures are not cached)
+    assert counts.sent == 9 and counts.failed == 2 and len(server.requests) == 11
+    assert counts.cached == 9
+    usage = [u for u in out["coevol_usage"]]
+    assert counts.prompt_tokens == sum(u["prompt_tokens"] for u in usage)  # the first run's, all sent
+    assert counts.completion_tokens == sum(u["completion_tokens"] for u in usage)
+    assert again["coevol_error"] == out["coevol_error"]
+
+
+def test_num_proc_workers_report_into_the_same_status():
+    with FakeOpenAI(coevol_replies(prefer_edit)) as server:
+        with status.show(total=12, stream=io.StringIO()) as live:
+            rows(12).map(CoEvolTransform(LLM(model="m", base_url=server.url), mode="edit"), batched=True,
+                         batch_size=3, num_proc=2)
+    assert live.counts.rows == 12 and live.counts.sent == len(server.requests) == 12
+
+
+def test_it_advances_while_the_run_goes_and_logs_without_a_terminal(caplog):
+    seen = []
+    with FakeOpenAI(coevol_replies(prefer_edit), latency=0.2) as server, caplog.at_level(logging.INFO, "hf_synth.status"):
+        llm = LLM(model="m", base_url=server.url, max_concurrency=2)
+        with status.show(total=20, stream=io.StringIO(), every=0.1, log_every=0.5, prices=(1.0, 2.0)) as live:
+            done = threading.Event()
+
+            def watch():  # what a person watching would see, sampled while the map runs
+                while not done.wait(0.1):
+                    seen.append(status.read(status.os.environ[status.FOLDER_VARIABLE]).rows)
+
+            watcher = threading.Thread(target=watch)
+            watcher.start()
+            rows(20).map(CoEvolTransform(llm, mode="edit"), batched=True)
+            done.set()
+            watcher.join()
+    assert any(0 < n < 20 for n in seen), seen  # at least 10 requests of 0.2 s, 2 at a time: ≥ 2 s
+    lines = [r.getMessage() for r in caplog.records if r.name == "hf_synth.status"]
+    assert len(lines) >= 2 and lines[-1].startswith("rows 20/20 | requests 20 sent, 0 cached, 0 in flight")
+    cost = (live.counts.prompt_tokens * 1.0 + live.counts.completion_tokens * 2.0) / 1e6
+    assert lines[-1].endswith(f"${cost:.2f}")
+
+
+def test_the_line_says_time_left_and_the_projected_cost():
+    counts = status.Counts(rows=25, rows_failed=1, sent=100, cached=20, in_flight=4, retries=2,
+                           prompt_tokens=2_000_000, completion_tokens=500_000)
+    assert status.line(counts, 50.0, total=100, prices=(0.15, 0.60)) == (
+        "rows 25/100 (1 failed) | requests 100 sent, 20 cached, 4 in flight, 2 retries | tokens 2.0M in, 500k out "
+        "| 2.0 req/s | left ~2m30s | $0.60 (~$2.40 in all)")
