@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import datasets
+import huggingface_hub
 
 from .errors import HFSynthError, InputError
 
@@ -40,6 +41,13 @@ def load_input(source: str, split: str = "train") -> datasets.Dataset:
             raise InputError(f"{source} could not be read as {builder} ({_first_line(exc)}).") from None
     if path.suffix.lower() in BUILDERS or source.startswith((".", "/")):
         raise InputError(f"{source}: no such file or folder.")
+    if not huggingface_hub.constants.HF_HUB_OFFLINE:
+        # one quick look first: load_dataset retries an unreachable Hub for half a minute
+        from .hub.client import hub_api, plain_errors
+
+        with plain_errors(f"load {source!r}", "Set HF_HUB_OFFLINE=1 to use a copy downloaded before, or pass a "
+                                              "local file or folder."):
+            hub_api().dataset_info(source, timeout=10)
     try:
         return datasets.load_dataset(source, split=split)
     except Exception as exc:  # the Hub raises many kinds; the user needs one sentence

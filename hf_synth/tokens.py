@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
+import os
+import sys
 from typing import Callable
 
 from .errors import HFSynthError
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence what C code writes to file descriptor 2 (sys.stderr alone would not catch it)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @functools.cache
@@ -18,7 +35,8 @@ def _embedded_vocabulary():
                            "or pass tokenizer= (a transformers tokenizer, a tiktoken encoding, or any callable).") from None
     from .llm.local import embedded_model_path
 
-    vocabulary = llama_cpp.Llama(str(embedded_model_path()), vocab_only=True, verbose=False)
+    with _quiet_stderr():  # llama.cpp warns about the context of a model it does not load
+        vocabulary = llama_cpp.Llama(str(embedded_model_path()), vocab_only=True, verbose=False)
     atexit.register(vocabulary.close)  # at interpreter teardown, llama.cpp's own finalizer fails noisily
     return vocabulary
 

@@ -185,3 +185,12 @@ def test_analyze_command(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "coevol output, 4 rows" in result.stdout
     assert (tmp_path / "report" / "summary.md").exists() and (tmp_path / "report" / "coevol_rounds.png").exists()
+
+
+def test_loading_the_vocabulary_prints_nothing():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", "from hf_synth.tokens import token_counter; "
+                             "print(token_counter()('Hello world'))"], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "2" and result.stderr == ""

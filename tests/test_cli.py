@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,16 @@ def test_missing_file_and_unreachable_hub_say_so(tmp_path):
     assert result.returncode == 1
     assert "error: Could not load 'someone/some-dataset' from the Hugging Face Hub" in result.stderr
     assert "Traceback" not in result.stderr
+    # online but the Hub unreachable: one look, then one sentence (load_dataset alone retries 5 times)
+    with FakeOpenAI() as closed:
+        hub = closed.url.removesuffix("/v1")
+    result = subprocess.run([sys.executable, "-m", "hf_synth.cli", "coevol", "someone/some-dataset", "--output",
+                             str(tmp_path / "out")], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub})
+    assert result.returncode == 1 and "Retrying" not in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: Could not load 'someone/some-dataset': the Hugging Face Hub at {hub} cannot be reached "
+        "(ConnectError). Set HF_HUB_OFFLINE=1 to use a copy downloaded before, or pass a local file or folder.")
 
 
 def test_review_instruct_command_with_rounds_reviewers_and_difficulty(tmp_path):
