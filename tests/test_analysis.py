@@ -1,12 +1,14 @@
 """CoEvol's Figure 2 and 3 analyses, the one-call report and `hf-synth analyze`, on hand-made datasets
 with known answers (real spaCy, real matplotlib and plotly)."""
 import math
+from pathlib import Path
 
 import datasets
 import pytest
 from matplotlib.image import imread
 from test_cli import hf_synth_cli
 
+import hf_synth
 from hf_synth import InputError
 from hf_synth.analysis import (evolving_directions, length_growth, plot_directions, plot_length_growth,
                                plot_round_distribution, report, response_lengths, round_distribution, suggestion_lines)
@@ -187,6 +189,22 @@ def test_analyze_command(tmp_path):
     assert (tmp_path / "report" / "summary.md").exists() and (tmp_path / "report" / "coevol_rounds.png").exists()
 
 
+def test_the_shipped_vocabulary_counts_as_llama_cpp_does_with_the_gguf():
+    import json
+
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from hf_synth.llm.local import embedded_model_path
+    from hf_synth.tokens import token_counter
+
+    data = Path(hf_synth.__file__).parent / "data"
+    texts = [json.dumps(json.loads(line), ensure_ascii=False) for name in ("alpaca_sample.jsonl", "documents_sample.jsonl",
+             "multiturn_sample.jsonl") for line in (data / name).read_text().splitlines() if line.strip()]
+    texts += ["12345 apples", "  spaces  and\ttabs\n\nnew", "emoji 👋🏽 and ترجم", "你好，世界。", "don't I'll we're"]
+    gguf = llama_cpp.Llama(str(embedded_model_path()), vocab_only=True, verbose=False)
+    count = token_counter()
+    assert [count(t) for t in texts] == [len(gguf.tokenize(t.encode(), add_bos=False, special=False)) for t in texts]
+
+
 def test_loading_the_vocabulary_prints_nothing():
     import subprocess
     import sys
@@ -194,3 +212,13 @@ def test_loading_the_vocabulary_prints_nothing():
     result = subprocess.run([sys.executable, "-c", "from hf_synth.tokens import token_counter; "
                              "print(token_counter()('Hello world'))"], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "2" and result.stderr == ""
+
+
+def test_counting_tokens_needs_no_llama_cpp():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['llama_cpp'] = None  # as if hf_synth[local] were not installed\n"
+            "from hf_synth.tokens import token_counter; print(token_counter()('Hello world. Hello world.'))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "6", result.stderr

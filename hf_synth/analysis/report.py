@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import HFSynthError, InputError
+from ..errors import InputError
 from ..replies import ADVICE, unreadable_replies
 from .by_round import diversity_by_round, difficulty_by_round, plot_by_round
 from .coevol import (plot_length_growth, plot_round_distribution, response_lengths, round_distribution,
@@ -108,12 +108,8 @@ def _coevol(dataset, out: Report, tokenizer, nlp) -> str:
     distribution = round_distribution(dataset)
     parts += [_table(out, "coevol_rounds", distribution), _figure(out, "coevol_rounds", plot_round_distribution(distribution))]
     parts.append("### Response length")
-    try:
-        lengths = response_lengths(dataset, tokenizer)
-    except HFSynthError as exc:  # no tokenizer available here
-        parts.append(f"Not measured: {exc}")
-    else:
-        parts += [_table(out, "coevol_lengths", summarize_lengths(lengths)), _figure(out, "coevol_lengths", plot_length_growth(lengths))]
+    lengths = response_lengths(dataset, tokenizer)
+    parts += [_table(out, "coevol_lengths", summarize_lengths(lengths)), _figure(out, "coevol_lengths", plot_length_growth(lengths))]
     parts += ["### Evolving directions of the advisors' suggestions", _directions(out, "coevol_directions", suggestion_lines(dataset),
                                                                                  "suggestion lines", nlp)]
     return "\n\n".join(parts)
