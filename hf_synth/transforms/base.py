@@ -21,6 +21,7 @@ from ..llm import loop
 from ..llm.config import LLM
 from ..protocol import Protocol
 from ..runner import Outcome, Runner, stats
+from .batches import Batch, as_arrow
 
 logger = logging.getLogger(__name__)
 
@@ -111,21 +112,23 @@ class MapTransform:
                 for name, value in vars(module).items() if name.isupper() and isinstance(value, str)}
 
     def outcomes(self, examples) -> tuple[list[Outcome], bool]:
-        """Run the method over a batch (or a single row) of `Dataset.map`/`filter`; returns one
-        `Outcome` per row, in order, and whether `examples` was a batch."""
-        used = self.input_columns(list(examples.keys()))
-        batched = is_batch(examples, used[0])
-        if batched:
-            rows = [dict(zip(used, values)) for values in zip(*(examples[c] for c in used))]
-        else:
-            rows = [{c: examples[c] for c in used}]
+        """Run the method over a batch (or a single row) in any format `batches.as_arrow` reads;
+        returns one `Outcome` per row, in order, and whether `examples` was a batch."""
+        outcomes, batch = self._run(examples)
+        return outcomes, batch.batched
+
+    def _run(self, examples) -> tuple[list[Outcome], Batch]:
+        names = examples.column_names if isinstance(examples, pa.Table) else list(examples.keys())
+        used = self.input_columns(names)
+        batch = as_arrow(examples, lambda plain: is_batch(plain, used[0]))
+        rows = batch.table.select(used).to_pylist()
         runner = Runner(self.llms, self.llm, self.cache)
         outcomes = loop.run(runner.run([self.protocol(row) for row in rows]))
         failed = sum(o.error is not None for o in outcomes)
         run = stats()
         logger.info("%s: %d rows, %d failed; this process sent %d requests, %d served from cache, %d retries",
                     type(self).__name__, len(rows), failed, run.sent, run.cached, run.retries)
-        return outcomes, batched
+        return outcomes, batch
 
     def output_schema(self, column_names: list[str]) -> dict[str, pa.DataType]:
         """Every column this transform adds to a dataset with `column_names`, with its Arrow type."""
@@ -135,10 +138,12 @@ class MapTransform:
         return types
 
     def __call__(self, examples):
-        column_names = list(examples.keys())
-        outcomes, batched = self.outcomes(examples)
-        method_types = self.output_types(column_names)
-        types = self.output_schema(column_names)
+        """The batch with this transform's columns added, in the format it came in (a `datasets`
+        batch or row, a `pyarrow.Table`, a pandas DataFrame, a dict of numpy arrays or of lists)."""
+        outcomes, batch = self._run(examples)
+        table = batch.table
+        method_types = self.output_types(table.column_names)
+        types = self.output_schema(table.column_names)
         columns: dict[str, list] = {name: [] for name in types}
         for outcome in outcomes:
             values = {} if outcome.error else self.output_values(outcome.result)
@@ -146,13 +151,10 @@ class MapTransform:
                 columns[f"{self.prefix}_{name}"].append(values.get(name))
             columns[f"{self.prefix}_error"].append(outcome.error)
             columns[f"{self.prefix}_usage"].append(outcome.usage.as_dict())
-        table = getattr(examples, "pa_table", None)  # the batch or row as Arrow, given by Dataset.map
-        if table is not None:
-            table = table.drop_columns([name for name in types if name in table.column_names])
-            for name, values in columns.items():
-                table = table.append_column(name, pa.array(values, type=types[name]))
-            return table
-        return columns if batched else {name: values[0] for name, values in columns.items()}
+        table = table.drop_columns([name for name in types if name in table.column_names])
+        for name, values in columns.items():
+            table = table.append_column(name, pa.array(values, type=types[name]))
+        return batch.back(table)
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
