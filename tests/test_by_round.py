@@ -62,7 +62,9 @@ def test_diversity_by_round_counts_pairs_new_to_each_round():
     table = diversity_by_round(ds)
     assert table["distinct_pairs"].tolist() == [1, 2, 1]      # {write poem}, {write story, write poem}, {describe process}
     assert table["new_pairs"].tolist() == [1, 1, 1]
-    assert table["new_share"].tolist() == [1.0, 0.5, 1.0]
+    assert table["new_share_of_round"].tolist() == [1.0, 0.5, 1.0]
+    # the paper's Figure 4: of the 3 distinct pairs of the dataset, each round brought one
+    assert table["new_share"].tolist() == pytest.approx([1 / 3, 1 / 3, 1 / 3]) and table["new_share"].sum() == 1
     assert table["with_pair"].tolist() == [2, 2, 1] and table["distinct_verbs"].tolist() == [1, 1, 1]
 
 
@@ -77,7 +79,7 @@ def test_several_datasets_side_by_side_and_the_plot(tmp_path):
     hard_axes, new_axes = figure.axes
     assert [line.get_label() for line in hard_axes.get_lines()] == ["no review", "3 reviewers"]
     assert list(hard_axes.get_lines()[1].get_ydata()) == [0, 1]
-    assert list(new_axes.get_lines()[0].get_ydata()) == [1.0, 1.0]
+    assert list(new_axes.get_lines()[0].get_ydata()) == [0.5, 0.5]  # the paper's measure: two pairs, one new a round
     figure.savefig(tmp_path / "rounds.png")
     assert (tmp_path / "rounds.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="difficulty= or diversity="):

@@ -56,10 +56,13 @@ def difficulty_by_round(data, column: str = "difficulty_labels") -> pd.DataFrame
 
 def diversity_by_round(data, column: str = "review_messages", nlp=None) -> pd.DataFrame:
     """Verb–object pairs of the user turns per round, and how many are new: not seen in any earlier
-    round of the same dataset. `new_share` = new pairs / distinct pairs of the round."""
+    round of the same dataset. `new_share` is the paper's measure (ReviewInstruct, Figure 4): new
+    pairs / distinct pairs of the whole dataset, so a dataset's rounds sum to 100%;
+    `new_share_of_round` divides by the distinct pairs of the round instead."""
     rows = []
     for name, dataset in _named(data):
         seen: set = set()
+        start = len(rows)
         for number, texts in sorted(user_turns_by_round(dataset, column).items()):
             pairs = [pair for pair in verb_object_pairs(texts, nlp) if pair is not None]
             distinct = set(pairs)
@@ -67,7 +70,10 @@ def diversity_by_round(data, column: str = "review_messages", nlp=None) -> pd.Da
             seen |= distinct
             rows.append({"dataset": name, "round": number, "turns": len(texts), "with_pair": len(pairs),
                          "distinct_pairs": len(distinct), "distinct_verbs": len({verb for verb, _ in distinct}),
-                         "new_pairs": len(new), "new_share": len(new) / len(distinct) if distinct else float("nan")})
+                         "new_pairs": len(new),
+                         "new_share_of_round": len(new) / len(distinct) if distinct else float("nan")})
+        for row in rows[start:]:
+            row["new_share"] = row["new_pairs"] / len(seen) if seen else float("nan")
     return _frame(rows, data)
 
 
@@ -78,7 +84,7 @@ def plot_by_round(difficulty: pd.DataFrame | None = None, diversity: pd.DataFram
 
     panels = [(frame, value, title) for frame, value, title in
               ((difficulty, "hard", "Share of hard user turns"),
-               (diversity, "new_share", "Share of new verb–object pairs"))
+               (diversity, "new_share", "New verb–object pairs (share of all)"))
               if frame is not None]
     if not panels:
         raise ValueError("plot_by_round needs difficulty= or diversity= (tables from the *_by_round functions)")
