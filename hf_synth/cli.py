@@ -19,7 +19,7 @@ from .methods import r2s, review_instruct
 from .methods.coevol import MAX_ROUNDS, MODES
 
 
-def _llm_arguments(parser: argparse.ArgumentParser, temperature: float = 0.0) -> None:
+def _llm_arguments(parser: argparse.ArgumentParser, temperature: float = 0.0, max_tokens: int = 1000) -> None:
     group = parser.add_argument_group("LLM endpoint (default: the embedded local model)")
     group.add_argument("--model", help="model name, e.g. gpt-4o-mini")
     group.add_argument("--base-url", action="append",
@@ -27,7 +27,7 @@ def _llm_arguments(parser: argparse.ArgumentParser, temperature: float = 0.0) ->
                             "of the same model, which share the load")
     group.add_argument("--temperature", type=float, default=temperature, help="sampling temperature")
     group.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: the probability mass sampled from")
-    group.add_argument("--max-tokens", type=int, default=1000,
+    group.add_argument("--max-tokens", type=int, default=max_tokens,
                        help="the most tokens a reply may have; a reply cut there marks its row")
     group.add_argument("--seed", type=int, help="sampling seed, for endpoints that honour one")
     group.add_argument("--no-system-role", dest="system_role", action="store_false",
@@ -246,7 +246,8 @@ def _review_instruct(args) -> None:
     from .transforms import DifficultyTransform, ReviewInstructTransform
 
     transform = ReviewInstructTransform(_llm(args), rounds=args.rounds, num_reviewers=args.reviewers,
-                                        perspectives=args.perspective, instruction_column=args.instruction_column,
+                                        perspectives=args.perspective, direction=args.direction,
+                                        word_limit=args.word_limit or None, instruction_column=args.instruction_column,
                                         input_column=args.input_column, cache=_cache(args))
     judge = [DifficultyTransform(_llm(args), cache=_cache(args))] if args.difficulty else []
     grown = _run(args, [transform, *judge], f"ReviewInstruct ({args.rounds} rounds, {transform.num_reviewers} reviewers)")
@@ -431,7 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
     method.add_argument("--input-column", default="input", help="the optional input (context) column")
     method.add_argument("--difficulty", action="store_true",
                         help="also label every user turn easy/medium/hard with the LLM and print the share per round")
-    _llm_arguments(review, temperature=review_instruct.TEMPERATURE)
+    method.add_argument("--direction", choices=review_instruct.DIRECTIONS, default="chairman",
+                        help="who decides depth or breadth: the Chairman from the reviews (the authors' way), or the "
+                             "majority of the reviewers' verdict lines")
+    method.add_argument("--word-limit", type=_count, default=review_instruct.WORD_LIMIT,
+                        help="every reply within this many words (the authors' 300); 0 for no limit")
+    _llm_arguments(review, temperature=review_instruct.TEMPERATURE, max_tokens=review_instruct.MAX_TOKENS)
     _publish_arguments(review)
     review.set_defaults(run=_review_instruct)
 

@@ -187,8 +187,8 @@ def agent_of(messages: list[dict]) -> str:
     first = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
     for agent, marker in (("questioner", "the user's side of a dialogue"), ("answerer", "assistant in a dialogue"),
                           ("generator", "You turn documents into"), ("evaluator", "evaluator of dialogues"),
-                          ("candidate", "helpful, knowledgeable assistant"), ("reviewer", "You review answers"),
-                          ("chairman", "You chair a panel"), ("difficulty", "rate how difficult"),
+                          ("candidate", "candidate in an interview"), ("reviewer", "member of an interview panel"),
+                          ("chairman", "You chair an interview panel"), ("difficulty", "rate how difficult"),
                           ("positive", "optimistic"), ("critical", "critical person"), ("advisor", "advisor"),
                           ("editor", "editor"), ("judge", "checking the quality")):
         if marker in first:

@@ -98,3 +98,14 @@ def test_empty_rounds_are_nan_not_a_crash():
 ])
 def test_parse_label(judgment, label):
     assert parse_label(judgment) == label
+
+
+def test_failures_by_round_show_where_rows_were_lost():
+    from hf_synth.analysis import failures_by_round
+
+    ds = datasets.Dataset.from_dict({"review_error": [
+        None, "LLM call failed: round 2: the candidate's reply was cut at max_tokens=8192 (finish_reason=length)",
+        "the Chairman wrote no next question in round 1", "LLM call failed: round 2: HTTP 500: down (after 6 attempts)",
+        "instruction is empty"]})
+    assert failures_by_round(ds).to_dict("records") == [{"round": 1, "rows failed": 1, "of which cut": 0},
+                                                        {"round": 2, "rows failed": 2, "of which cut": 1}]

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.embedded
 
 def cut(error: str | None, max_tokens: int, agents: str = r"\w+") -> bool:
     """Whether `error` says that one of `agents`' replies was cut at `max_tokens`."""
-    return re.fullmatch(rf"(.*: )?LLM call failed: the ({agents})'s reply was cut at max_tokens={max_tokens} "
+    return re.fullmatch(rf"(.*: )?LLM call failed: (round \d+: )?the ({agents})'s reply was cut at max_tokens={max_tokens} "
                         r"\(finish_reason=length\); give the LLM a larger max_tokens", error or "") is not None
 
 

@@ -55,10 +55,10 @@ def test_reviewers_without_verdicts_a_chairman_without_a_question_and_cut_replie
         server.fault_for = lambda body: ("finish", "length") if agent_of(body["messages"]) == "candidate" and \
             "seed 2" in str(body["messages"]) else None
         out = datasets.Dataset.from_dict({"instruction": ["seed 0", "seed 1", "seed 2"]}).map(
-            ReviewInstructTransform(LLM(model="m", base_url=server.url), rounds=2, num_reviewers=3,
+            ReviewInstructTransform(LLM(model="m", base_url=server.url), rounds=2, num_reviewers=3, direction="majority",
                                     perspectives=["First reader", "Second reader", "Third reader"]), batched=True)
     assert out["review_error"][1] == "the Chairman wrote no next question in round 1"
-    assert "the candidate's reply was cut at max_tokens=1000" in out["review_error"][2]
+    assert "round 1: the candidate's reply was cut at max_tokens=1000" in out["review_error"][2]
     records = {r["agent"]: r for r in unreadable_replies(out).to_dict("records")}
     assert records["chairman"]["unreadable"] == 1
     assert records["candidate"]["cut or empty"] == 1

@@ -36,7 +36,9 @@ def test_map_grows_every_seed_into_an_answered_conversation(review_llm, review_s
     assert len(review_server.requests) == 33
     trace = out[0]["review_trace"]
     assert [r["direction"] for r in trace] == ["depth", "depth", None]
-    assert trace[0]["verdicts"] == ["insufficient"] * 3 and len(trace[0]["reviews"]) == 3
+    assert trace[0]["verdicts"] == [] and len(trace[0]["reviews"]) == 3  # the Chairman weighs the reviews itself
+    majority = ds.select([0]).map(ReviewInstructTransform(review_llm, direction="majority"), batched=True)
+    assert majority[0]["review_trace"][0]["verdicts"] == ["insufficient"] * 3
     assert trace[0]["reasoning"] == "the answer is thin." and trace[0]["next_instruction"] == "question 2"
     assert out.features["review_error"] == datasets.Value("string")
 

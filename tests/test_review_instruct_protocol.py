@@ -4,7 +4,7 @@ from conftest import drive
 
 from hf_synth.methods import review_instruct as ri
 from hf_synth.methods import review_instruct_prompts as prompts
-from hf_synth.protocol import Chat, RowError
+from hf_synth.protocol import CallFailed, Chat, RowError
 
 
 def scripted(verdicts=("insufficient",) * 5, chairman=None):
@@ -86,7 +86,7 @@ def test_the_candidate_sees_the_whole_conversation():
     (("sufficient", "unclear", "unclear"), "breadth"),       # majority of the parsed verdicts
 ])
 def test_the_reviews_majority_sets_the_direction(verdicts, direction):
-    result, sent = drive(ri.grow("seed?", rounds=2), scripted(verdicts))
+    result, sent = drive(ri.grow("seed?", rounds=2, direction="majority"), scripted(verdicts))
     prompt = next(c for c in sent if c.agent == "chairman").messages[-1]["content"]
     assert prompts.DIRECTION_BY_MAJORITY[direction] in prompt
     other = {"depth": "breadth", "breadth": "depth"}[direction]
@@ -99,7 +99,7 @@ def test_the_reviews_majority_sets_the_direction(verdicts, direction):
 
 def test_a_split_panel_lets_the_chairman_choose_and_records_its_choice():
     chairman = lambda chat: "Direction: breadth\nReasoning: solid answer.\nQuestion: What about tides?"
-    result, sent = drive(ri.grow("seed?", rounds=2, perspectives=prompts.PERSPECTIVES[:2]),
+    result, sent = drive(ri.grow("seed?", rounds=2, perspectives=prompts.PERSPECTIVES[:2], direction="majority"),
                          scripted(("sufficient", "insufficient"), chairman))
     prompt = next(c for c in sent if c.agent == "chairman").messages[-1]["content"]
     assert prompts.DIRECTION_SPLIT in prompt
@@ -107,14 +107,49 @@ def test_a_split_panel_lets_the_chairman_choose_and_records_its_choice():
     assert result.messages[2]["content"] == "What about tides?"
 
 
-def test_without_reviewers_the_chairman_asks_from_the_answer_alone():
-    chairman = lambda chat: "Direction: depth\nReasoning: thin.\nQuestion: Why?"
+def test_without_reviewers_the_chairman_asks_without_reviewing_the_answer():
+    chairman = lambda chat: "Question: Why?"
     result, sent = drive(ri.grow("seed?", rounds=2, perspectives=()), scripted(chairman=chairman))
     assert [c.agent for c in sent] == ["candidate", "chairman", "candidate"]
     prompt = sent[1].messages[-1]["content"]
-    assert "[Reviews" not in prompt and prompts.DIRECTION_WITHOUT_REVIEWS in prompt
+    assert "[The panel" not in prompt and prompts.DIRECTION_WITHOUT_REVIEWS in prompt
     assert "Assistant: answer 1" in prompt
-    assert result.trace[0].reviews == [] and result.trace[0].direction == "depth"
+    # the Ask-Respond ablation: nothing asks the Chairman to judge the answer or pick a direction
+    assert prompts.REPLY_QUESTION_ONLY in prompt and "Direction:" not in prompt and "insufficient" not in prompt
+    assert result.trace[0].reviews == [] and result.trace[0].direction is None
+    assert result.messages[2]["content"] == "Why?"
+
+
+def test_by_default_reviewers_criticise_and_the_chairman_infers_the_direction():
+    chairman = lambda chat: "Question: And the tides?\nDirection: breadth\nReasoning: the comments were mild."
+    result, sent = drive(ri.grow("seed?", rounds=2), scripted(chairman=chairman))
+    reviews = [c.messages[-1]["content"] for c in sent if c.agent.startswith("reviewer_")]
+    assert len(reviews) == 3 and all("criticise the inadequacies and flaws" in r for r in reviews)
+    assert not any("Verdict:" in r for r in reviews)  # no verdict line is asked for: the Chairman weighs
+    prompt = next(c for c in sent if c.agent == "chairman").messages[-1]["content"]
+    assert prompts.DIRECTION_FROM_REVIEWS in prompt and "review 1.1: needs more" in prompt
+    assert result.trace[0].verdicts == [] and result.trace[0].direction == "breadth"
+
+
+@pytest.mark.parametrize("word_limit", [300, 120, None])
+def test_every_agent_is_asked_to_keep_within_the_word_limit(word_limit):
+    _, sent = drive(ri.grow("seed?", rounds=2, word_limit=word_limit), scripted())
+    said = {c.agent: c.messages[0]["content"] + c.messages[-1]["content"] for c in sent}
+    assert set(said) == {"candidate", "reviewer_1", "reviewer_2", "reviewer_3", "chairman"}
+    for agent, text in said.items():
+        assert (f"within {word_limit} words" in text) == (word_limit is not None), agent
+    assert "thoroughly" not in said["candidate"]
+
+
+def test_a_failed_call_says_its_round():
+    protocol = ri.grow("seed?", rounds=2)
+    request = next(protocol)
+    while not (isinstance(request, Chat) and request.agent == "candidate"
+               and sum(m["role"] == "user" for m in request.messages) == 2):
+        request = protocol.send([scripted()(c) for c in request] if isinstance(request, list) else scripted()(request))
+    with pytest.raises(CallFailed, match=r"^round 2: the candidate's reply was cut") as error:
+        protocol.throw(CallFailed("the candidate's reply was cut at max_tokens=8192", "row"))
+    assert error.value.blame == "row"
 
 
 def test_a_chairman_without_a_question_or_an_empty_answer_marks_the_row():

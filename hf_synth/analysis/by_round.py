@@ -7,6 +7,7 @@ These functions measure that on any conversation column (ReviewInstruct's, R2S's
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Mapping
 
@@ -75,6 +76,24 @@ def diversity_by_round(data, column: str = "review_messages", nlp=None) -> pd.Da
         for row in rows[start:]:
             row["new_share"] = row["new_pairs"] / len(seen) if seen else float("nan")
     return _frame(rows, data)
+
+
+_ROUND = re.compile(r"\bround (\d+)")
+
+
+def failures_by_round(dataset, column: str = "review_error") -> pd.DataFrame:
+    """Rows that failed in each round, and how many of them because a reply was cut at max_tokens.
+    Rows that fail late are the ones with the hardest follow-ups: if many fail in later rounds, the
+    difficulty statistics of the rows that succeeded are biased towards easier conversations."""
+    failed: Counter = Counter()
+    cut: Counter = Counter()
+    for error in dataset[column]:
+        match = _ROUND.search(error or "")
+        if match:
+            failed[int(match[1])] += 1
+            cut[int(match[1])] += "was cut at max_tokens" in error
+    return pd.DataFrame([{"round": number, "rows failed": failed[number], "of which cut": cut[number]}
+                         for number in sorted(failed)], columns=["round", "rows failed", "of which cut"])
 
 
 def plot_by_round(difficulty: pd.DataFrame | None = None, diversity: pd.DataFrame | None = None):

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..replies import ADVICE, unreadable_replies
-from .by_round import diversity_by_round, difficulty_by_round, plot_by_round
+from .by_round import diversity_by_round, difficulty_by_round, failures_by_round, plot_by_round
 from .coevol import (plot_length_growth, plot_round_distribution, response_lengths, round_distribution,
                      summarize_lengths)
 from .directions import evolving_directions, plot_directions, suggestion_lines
@@ -125,6 +125,10 @@ def _review(dataset, out: Report, tokenizer, nlp) -> str:
     if directions:
         frame = pd.DataFrame([{"direction": d or "undecided", "questions": n} for d, n in directions.most_common()])
         parts += ["### Where the Chairman took the conversation", _table(out, "review_chairman", frame, index=False)]
+    failed = failures_by_round(dataset)
+    if not failed.empty:
+        parts += ["### Rows that failed, by round", "Late failures bias the per-round statistics towards the "
+                  "conversations that stayed easy.", _table(out, "review_failures_by_round", failed, index=False)]
     diversity = diversity_by_round(dataset, "review_messages", nlp)
     difficulty = difficulty_by_round(dataset) if "difficulty_labels" in dataset.column_names else None
     parts += ["### Diversity by round", _table(out, "review_diversity_by_round", diversity, index=False)]

@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 
 from . import review_instruct_prompts as prompts
 from ..conversations import transcript
-from ..protocol import Chat, Protocol, RowError, assistant, require_text, system, user
+from ..protocol import CallFailed, Chat, Protocol, RowError, assistant, require_text, system, user
 
 ROUNDS = 3          # user turns per conversation, the seed included
 NUM_REVIEWERS = 3
 TEMPERATURE = 0.1   # the authors' sampling temperature
+MAX_TOKENS = 8192   # the authors' output budget (main.py): long answers to hard follow-ups are not cut
+WORD_LIMIT = 300    # every reply within 300 words (the authors' action prompts, utils/prompts.py)
+DIRECTIONS = ("chairman", "majority")  # who decides depth or breadth: the authors' way, or ours
 
 
 @dataclass
@@ -27,7 +30,7 @@ class Round:
     instruction: str                                   # the user turn of this round
     answer: str = ""                                   # the Candidate's answer
     reviews: list[str] = field(default_factory=list)   # one per Reviewer, in reviewer order
-    verdicts: list[str | None] = field(default_factory=list)  # "sufficient", "insufficient" or None
+    verdicts: list[str | None] = field(default_factory=list)  # direction="majority": "sufficient", "insufficient" or None
     direction: str | None = None                       # "depth" or "breadth": where the next question went
     reasoning: str | None = None                       # the Chairman's reason for it
     next_instruction: str | None = None                # the Chairman's question (None in the last round)
@@ -48,57 +51,76 @@ def seed_instruction(instruction, input=None) -> str:
 
 
 def grow(instruction: str, *, rounds: int = ROUNDS,
-         perspectives: tuple[str, ...] = prompts.PERSPECTIVES[:NUM_REVIEWERS]) -> Protocol:
+         perspectives: tuple[str, ...] = prompts.PERSPECTIVES[:NUM_REVIEWERS], direction: str = "chairman",
+         word_limit: int | None = WORD_LIMIT) -> Protocol:
     """Grow `instruction` into a conversation of `rounds` answered user turns; returns a `Conversation`.
 
     Each round: Respond (the Candidate answers, seeing the conversation so far); then, unless it is
-    the last round, Review (one Reviewer per perspective, in parallel; none when `perspectives` is
-    empty) and Ask (the Chairman reads every review and writes the next question).
+    the last round, Review (one Reviewer per perspective, in parallel, criticising the answer; none
+    when `perspectives` is empty) and Ask (the Chairman reads every review and writes the next
+    question). `direction="chairman"` lets the Chairman infer depth or breadth from the reviews (the
+    authors' way); `"majority"` has each review end with a verdict line and dictates the direction of
+    the majority. Every reply is asked to stay within `word_limit` words (None: no limit).
     """
     messages, trace = [user(instruction)], []
     for number in range(1, rounds + 1):
-        round_ = Round(instruction=messages[-1]["content"])
-        # Respond
-        round_.answer = (yield Chat("candidate", [system(prompts.CANDIDATE_ROLE), *messages])).strip()
-        if not round_.answer:
-            raise RowError(f"the Candidate's answer in round {number} is empty")
-        messages.append(assistant(round_.answer))
-        trace.append(round_)
-        if number == rounds:
-            break
-        # Review
-        if perspectives:
-            round_.reviews = list((yield [_reviewer(i, p, messages) for i, p in enumerate(perspectives, 1)]))
-            round_.verdicts = [parse_verdict(review) for review in round_.reviews]
-        # Ask
-        prescribed = majority_direction(round_.verdicts)  # None without reviews: the Chairman decides
-        reply = yield _chairman(messages, perspectives, round_.reviews, prescribed)
-        chosen, round_.reasoning, question = parse_chairman(reply)
-        round_.direction = prescribed or chosen
-        if not question:
-            raise RowError(f"the Chairman wrote no next question in round {number}")
-        round_.next_instruction = question
-        messages.append(user(question))
+        try:
+            trace.append((yield from _round(messages, number, number == rounds, perspectives, direction, word_limit)))
+        except CallFailed as failed:  # say which round: the analysis counts failures per round
+            raise CallFailed(f"round {number}: {failed}", failed.blame) from None
     return Conversation(messages, trace)
 
 
-def _reviewer(number: int, perspective: str, messages: list[dict]) -> Chat:
-    prompt = prompts.REVIEW.format(conversation=_render(messages))
+def _round(messages: list[dict], number: int, last: bool, perspectives, direction: str,
+           word_limit: int | None) -> Protocol:
+    """One Respond (→ Review → Ask) round; appends the answer (and the next question) to `messages`."""
+    round_ = Round(instruction=messages[-1]["content"])
+    limit = prompts.CANDIDATE_WORD_LIMIT.format(words=word_limit) if word_limit else ""
+    round_.answer = (yield Chat("candidate", [system(prompts.CANDIDATE_ROLE + limit), *messages])).strip()
+    if not round_.answer:
+        raise RowError(f"the Candidate's answer in round {number} is empty")
+    messages.append(assistant(round_.answer))
+    if last:
+        return round_
+    limit = prompts.WORD_LIMIT.format(words=word_limit) if word_limit else ""
+    if perspectives:  # Review
+        round_.reviews = list((yield [_reviewer(i, p, messages, direction, limit) for i, p in enumerate(perspectives, 1)]))
+        if direction == "majority":
+            round_.verdicts = [parse_verdict(review) for review in round_.reviews]
+    # Ask
+    prescribed = majority_direction(round_.verdicts) if direction == "majority" else None
+    reply = yield _chairman(messages, perspectives, round_.reviews, direction, prescribed, limit)
+    chosen, round_.reasoning, question = parse_chairman(reply)
+    round_.direction = (prescribed or chosen) if perspectives else None
+    if not question:
+        raise RowError(f"the Chairman wrote no next question in round {number}")
+    round_.next_instruction = question
+    messages.append(user(question))
+    return round_
+
+
+def _reviewer(number: int, perspective: str, messages: list[dict], direction: str, limit: str) -> Chat:
+    prompt = prompts.REVIEW.format(conversation=_render(messages), limit=limit,
+                                   verdict=prompts.VERDICT if direction == "majority" else "")
     return Chat(f"reviewer_{number}",
                 [system(prompts.REVIEWER_ROLE.format(perspective=perspective)), user(prompt)])
 
 
-def _chairman(messages: list[dict], perspectives, reviews: list[str], direction: str | None) -> Chat:
+def _chairman(messages: list[dict], perspectives, reviews: list[str], direction: str, prescribed: str | None,
+              limit: str) -> Chat:
     if not perspectives:
-        guidance, shown = prompts.DIRECTION_WITHOUT_REVIEWS, ""
+        guidance, shown, reply_format = prompts.DIRECTION_WITHOUT_REVIEWS, "", prompts.REPLY_QUESTION_ONLY
     else:
-        guidance = prompts.DIRECTION_BY_MAJORITY[direction] if direction else prompts.DIRECTION_SPLIT
+        if direction == "majority":
+            guidance = prompts.DIRECTION_BY_MAJORITY[prescribed] if prescribed else prompts.DIRECTION_SPLIT
+        else:
+            guidance = prompts.DIRECTION_FROM_REVIEWS
         entries = "\n".join(prompts.REVIEW_ENTRY.format(number=i, perspective=p, review=r.strip())
                             for i, (p, r) in enumerate(zip(perspectives, reviews), 1))
-        shown = prompts.REVIEWS.format(reviews=entries)
+        shown, reply_format = prompts.REVIEWS.format(reviews=entries), prompts.REPLY_WITH_DIRECTION
     questions = "\n".join(f"- {m['content']}" for m in messages if m["role"] == "user")
     prompt = prompts.CHAIRMAN.format(conversation=_render(messages), reviews=shown, direction=guidance,
-                                     earlier_questions=questions)
+                                     earlier_questions=questions, reply_format=reply_format, limit=limit)
     return Chat("chairman", [system(prompts.CHAIRMAN_ROLE), user(prompt)])
 
 

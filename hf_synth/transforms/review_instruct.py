@@ -21,12 +21,12 @@ class ReviewInstructTransform(MapTransform):
     >>> out = ds.map(ReviewInstructTransform(llm=LLM(model="gpt-4o-mini", temperature=0.1)), batched=True)
 
     Adds `review_messages` (user/assistant alternating, `rounds` user turns, every one answered),
-    `review_trace` (per round: the answer's reviews and verdicts, the Chairman's direction and
-    reasoning, the next instruction), `review_error` and `review_usage`.
+    `review_trace` (per round: the answer's reviews (and verdicts, with direction="majority"), the
+    Chairman's direction and reasoning, the next instruction), `review_error` and `review_usage`.
 
     Agents, for `llms`: "candidate", "chairman", and "reviewer_1" … "reviewer_N"; "reviewer" gives
     every reviewer without its own entry the same LLM. The default LLM is the embedded model at the
-    authors' temperature, 0.1.
+    authors' temperature, 0.1, and output budget, 8,192 tokens.
     """
 
     prefix = "review"
@@ -34,13 +34,23 @@ class ReviewInstructTransform(MapTransform):
 
     def __init__(self, llm: LLM | None = None, *, rounds: int = review_instruct.ROUNDS,
                  num_reviewers: int | None = None, perspectives: Sequence[str] | None = None,
+                 direction: str = "chairman", word_limit: int | None = review_instruct.WORD_LIMIT,
                  instruction_column: str = "instruction", input_column: str = "input",
                  llms: Mapping[str, LLM] | None = None, cache: bool | str = True):
         """`rounds` is the number of user turns (the seed included); `num_reviewers=0` skips the
-        Review stage (the Chairman asks from the answer alone). `perspectives` gives each reviewer
-        its point of view (default: the first `num_reviewers` of `PERSPECTIVES`)."""
+        Review stage (the Ask-Respond ablation: the Chairman asks the next question without judging
+        the answer). `perspectives` gives each reviewer its point of view (default: the first
+        `num_reviewers` of `PERSPECTIVES`). `direction`: "chairman" (the authors' way: the Chairman
+        infers depth or breadth from the reviews) or "majority" (reviews end with a verdict line and
+        the majority sets the direction). `word_limit`: every reply within that many words (300, the
+        authors'; None for no limit). The default LLM is the embedded model at the authors' sampling
+        settings: temperature 0.1, max_tokens 8192."""
         if rounds < 1:
             raise ValueError(f"rounds={rounds} must be at least 1")
+        if direction not in review_instruct.DIRECTIONS:
+            raise ValueError(f"direction={direction!r} is not one of {', '.join(review_instruct.DIRECTIONS)}")
+        if word_limit is not None and word_limit < 1:
+            raise ValueError(f"word_limit={word_limit} must be at least 1, or None for no limit")
         builtin = review_instruct_prompts.PERSPECTIVES
         if perspectives is None:
             num_reviewers = review_instruct.NUM_REVIEWERS if num_reviewers is None else num_reviewers
@@ -58,9 +68,11 @@ class ReviewInstructTransform(MapTransform):
         if shared_reviewer is not None:
             for number in range(1, len(perspectives) + 1):
                 llms.setdefault(f"reviewer_{number}", shared_reviewer)
-        super().__init__(llm if llm is not None else LLM(temperature=review_instruct.TEMPERATURE),
-                         llms=llms, cache=cache)
+        default = LLM(temperature=review_instruct.TEMPERATURE, max_tokens=review_instruct.MAX_TOKENS)
+        super().__init__(llm if llm is not None else default, llms=llms, cache=cache)
         self.rounds = rounds
+        self.direction = direction
+        self.word_limit = word_limit
         self.perspectives = tuple(perspectives)
         self.instruction_column = instruction_column
         self.input_column = input_column
@@ -70,8 +82,9 @@ class ReviewInstructTransform(MapTransform):
         return len(self.perspectives)
 
     def options(self) -> dict[str, Any]:
-        return {"rounds": self.rounds, "perspectives": list(self.perspectives),
-                "instruction_column": self.instruction_column, "input_column": self.input_column}
+        return {"rounds": self.rounds, "perspectives": list(self.perspectives), "direction": self.direction,
+                "word_limit": self.word_limit, "instruction_column": self.instruction_column,
+                "input_column": self.input_column}
 
     def input_columns(self, column_names: list[str]) -> list[str]:
         if self.instruction_column not in column_names:
@@ -81,7 +94,8 @@ class ReviewInstructTransform(MapTransform):
 
     def protocol(self, row: dict) -> Protocol:
         instruction = review_instruct.seed_instruction(row[self.instruction_column], row.get(self.input_column))
-        return (yield from review_instruct.grow(instruction, rounds=self.rounds, perspectives=self.perspectives))
+        return (yield from review_instruct.grow(instruction, rounds=self.rounds, perspectives=self.perspectives,
+                                                direction=self.direction, word_limit=self.word_limit))
 
     def output_types(self, column_names: list[str]) -> dict[str, pa.DataType]:
         return {"messages": MESSAGES, "trace": pa.list_(ROUND)}
