@@ -185,7 +185,7 @@ def fault_kind(fault) -> str:
 def agent_of(messages: list[dict]) -> str:
     """Which agent sent these messages, from its role-play system prompt."""
     first = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
-    for agent, marker in (("questioner", "the user's side of a dialogue"), ("answerer", "assistant in a dialogue"),
+    for agent, marker in (("planner", "You plan the logic flow"), ("questioner", "the user's side of a dialogue"), ("answerer", "assistant in a dialogue"),
                           ("generator", "You turn documents into"), ("evaluator", "evaluator of dialogues"),
                           ("candidate", "candidate in an interview"), ("reviewer", "member of an interview panel"),
                           ("chairman", "You chair an interview panel"), ("difficulty", "rate how difficult"),
@@ -253,8 +253,12 @@ def r2s_replies() -> Callable:
     def reply(messages: list[dict]) -> str:
         agent = agent_of(messages)
         last = messages[-1]["content"]
+        if agent == "planner":
+            turns = int(last.split("a dialogue of ", 1)[1].split(" ", 1)[0])
+            return "Purpose: learn about the place.\n" + "\n".join(
+                f"Turn {n}: {TYPES[(n - 1) % len(TYPES)]}: part {n}" for n in range(1, turns + 1))
         if agent == "questioner":
-            document = last.split("[Document]\n", 1)[1].split("\n\n[Dialogue so far]", 1)[0]
+            document = last.split("[Document]\n", 1)[1].split("\n\n[Planned logic flow]", 1)[0]
             turn = int(last.split("Plan turn ", 1)[1].split(" ", 1)[0])
             found = sentences(document)[(turn - 1) % len(sentences(document))]
             invented = ' "The moon is made of cheese."' if turn == 2 else ""
@@ -263,6 +267,12 @@ def r2s_replies() -> Callable:
         if agent == "answerer":
             passage = messages[0]["content"].split('- "', 1)[1].split('"', 1)[0] if '- "' in messages[0]["content"] else "none"
             return f"answer {sum(m['role'] == 'user' for m in messages)}: {passage}"
+        if agent == "generator" and "Chain of Dialogue" in last:  # a GLLM: the annotated format it was trained on
+            document = last.split("[Document]\n", 1)[1].split("\n\nTurn this document", 1)[0]
+            turns = int(last.split("a dialogue of ", 1)[1].split(" ", 1)[0])
+            return "\n\n".join(f'User: question {n}\nDialogue Type: {TYPES[(n - 1) % len(TYPES)]}\nSearch: topic {n}\n'
+                                f'Find: "{sentences(document)[(n - 1) % len(sentences(document))]}"\nAssistant: answer {n}'
+                                for n in range(1, turns + 1))
         if agent == "generator":
             turns = int(last.split("a dialogue of ", 1)[1].split(" ", 1)[0])
             return "Thoughts: cover the facts.\n\n" + "\n".join(f"User: question {n}\nAssistant: answer {n}"

@@ -56,9 +56,9 @@ def test_a_bad_row_is_marked_and_its_neighbours_are_not(method, row, error):
             assert out["coevol_output"][1] == row["output"] + " [edited]"
             assert out["instruction"][1] == row["instruction"] and out["output"][1] == row["output"]
         else:  # the 42,000-character document
-            kept = row["text"][:4000][:row["text"][:4000].rfind(".") + 1]  # up to the last sentence end
+            kept = row["text"][:6000][:row["text"][:6000].rfind(".") + 1]  # up to the last sentence end
             assert out["r2s_note"][1] == f"document truncated from {len(row['text'])} to {len(kept)} characters " \
-                                         "(max_document_chars=4000)"
+                                         "(max_document_chars=6000)"
     else:
         assert errors[1] is not None and error in errors[1], errors[1]
 

@@ -51,8 +51,8 @@ METHODS = {
 
 # the calls each step of METHODS makes for 3 rows, from the methods' definitions, not from the output:
 # CoEvol, 2 accepted rounds of 8 calls; ReviewInstruct, 2 answers + 1 round of 3 reviews and the
-# Chairman; R2S, 2 turns of a plan and a reply, then one evaluation per dialogue
-CALLS = {"coevol": [3 * 2 * 8], "review-instruct": [3 * (2 + 3 + 1)], "r2s": [3 * 2 * 2, 3]}
+# Chairman; R2S, the flow and 2 turns of a plan and a reply, then one evaluation per dialogue
+CALLS = {"coevol": [3 * 2 * 8], "review-instruct": [3 * (2 + 3 + 1)], "r2s": [3 * (1 + 2 * 2), 3]}
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -38,7 +38,9 @@ def docs():
 def test_map_turns_english_and_chinese_documents_into_grounded_dialogues(docs, r2s_llm, r2s_server):
     out = docs.map(R2STransform(r2s_llm, turns=3), batched=True, batch_size=5)
     assert out["title"] == docs["title"] and out["r2s_error"] == [None] * len(docs)
-    assert len(r2s_server.requests) == 6 * len(docs) and [u["calls"] for u in out["r2s_usage"]] == [6] * len(docs)
+    # the flow, then a plan and a reply per turn
+    assert len(r2s_server.requests) == 7 * len(docs) and [u["calls"] for u in out["r2s_usage"]] == [7] * len(docs)
+    assert all(flow.startswith("Purpose: learn about the place.\nTurn 1: Question-Answer") for flow in out["r2s_flow"])
     for row in out:
         first = re.split(r"(?<=[.!?。！？])\s*", row["text"].strip(), maxsplit=1)[0]  # not the fake's own helper
         assert [m["role"] for m in row["r2s_messages"]] == ["user", "assistant"] * 3
@@ -70,7 +72,7 @@ def test_strategies_long_documents_bad_rows_and_a_free_rerun(r2s_llm, r2s_server
         assert base["r2s_usage"][0]["calls"] == 1
         assert [m["content"] for m in base[0]["r2s_messages"][::2]] == ["question 1", "question 2", "question 3", "question 4"]
         assert all(turn["type"] is None and turn["find"] == [] for turn in base[0]["r2s_cod"])
-    assert {agent_of(r["messages"]) for r in r2s_server.requests} == {"questioner", "answerer", "generator"}
+    assert {agent_of(r["messages"]) for r in r2s_server.requests} == {"planner", "questioner", "answerer", "generator"}
     with pytest.raises(InputError, match="no column 'text' among \\['body'\\]: pass text_column="):
         datasets.Dataset.from_dict({"body": ["x"]}).map(R2STransform(r2s_llm), batched=True)
     with pytest.raises(ValueError, match="strategy='react'"):
@@ -105,7 +107,7 @@ def test_gllm_pairs_teach_document_to_annotated_dialogue(docs, r2s_llm, tmp_path
     messages = pairs[0]["messages"]
     assert [m["role"] for m in messages] == ["system", "user", "assistant"]
     assert docs[0]["text"] in messages[1]["content"] and messages[2]["content"] == pairs[0]["dialogue"]
-    assert "Dialogue Type: Question-Answer\nUser: question 1" in pairs[0]["dialogue"]
+    assert "User: question 1\nDialogue Type: Question-Answer" in pairs[0]["dialogue"]  # Figure 2's order
     assert "cheese" not in pairs[0]["dialogue"]                                 # ungrounded spans left out
     assert "cheese" in gllm_pairs(out, grounded_only=False)[0]["dialogue"]
     assert len(gllm_pairs(broken)) == 0
@@ -125,4 +127,4 @@ def test_r2s_command_with_evaluation_and_export(r2s_server, tmp_path):
     assert "Find spans found in the document: 8 of 12 (67%)" in result.stdout
     assert "evaluation means: INFO 4.00 (n=4)" in result.stdout and "CR 60.00 (n=4)" in result.stdout
     lines = [json.loads(line) for line in gllm.read_text().splitlines()]
-    assert len(lines) == 4 and lines[0]["messages"][2]["content"].startswith("Dialogue Type: Question-Answer")
+    assert len(lines) == 4 and lines[0]["messages"][2]["content"].startswith("User: question 1\nDialogue Type: Question-Answer")

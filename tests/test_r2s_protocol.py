@@ -116,6 +116,8 @@ def test_scores_parse_per_turn_and_missing_ones_stay_missing():
 
 def scripted(find='"It has many tourist attractions, such as Qu Yuan Temple and Sword Gorge."'):
     def answer(chat: Chat) -> str:
+        if chat.agent == "planner":
+            return "Purpose: see the sights.\nTurn 1: Question-Answer: the attractions"
         if chat.agent == "questioner":
             turn = chat.messages[-1]["content"].split("Plan turn ", 1)[1].split(" ", 1)[0]
             return f"Dialogue Type: Question-Answer\nUser: question {turn}\nSearch: sights\nFind: {find}"
@@ -124,9 +126,10 @@ def scripted(find='"It has many tourist attractions, such as Qu Yuan Temple and 
 
 
 @pytest.mark.parametrize("turns", [1, 3, 5])
-def test_cod_makes_two_requests_per_turn_and_strips_annotations(turns):
+def test_cod_plans_the_flow_then_makes_two_requests_per_turn_and_strips_annotations(turns):
     dialogue, sent = drive(r2s.generate(DOC, turns=turns), scripted())
-    assert [c.agent for c in sent] == ["questioner", "answerer"] * turns
+    assert [c.agent for c in sent] == ["planner"] + ["questioner", "answerer"] * turns
+    assert dialogue.flow == "Purpose: see the sights.\nTurn 1: Question-Answer: the attractions"
     assert dialogue.messages == [m for n in range(1, turns + 1) for m in
                                  ({"role": "user", "content": f"question {n}"}, {"role": "assistant", "content": f"answer {n}"})]
     assert len(dialogue.turns) == turns and dialogue.note is None
@@ -138,6 +141,7 @@ def test_cod_makes_two_requests_per_turn_and_strips_annotations(turns):
 def test_the_reply_is_built_on_grounded_spans_only_and_sees_the_dialogue():
     protocol = r2s.generate(DOC, turns=2)
     next(protocol)
+    protocol.send("Purpose: sights.")
     answerer = protocol.send('Dialogue Type: Question-Answer\nUser: What is there?\nSearch: sights\n'
                              'Find: "It has many tourist attractions" "Zigui has a famous zoo."')
     passages = answerer.messages[0]["content"]
@@ -145,7 +149,10 @@ def test_the_reply_is_built_on_grounded_spans_only_and_sees_the_dialogue():
     assert "the user asks a question, so answer it" in passages
     assert answerer.messages[1:] == ({"role": "user", "content": "What is there?"},)
     questioner = protocol.send("There is Qu Yuan Temple.")
-    assert "User: What is there?\nAssistant: There is Qu Yuan Temple." in questioner.messages[-1]["content"]
+    # the chain so far, in Figure 2's order, and the planned flow
+    assert ('User: What is there?\nDialogue Type: Question-Answer\nSearch: sights\nFind: "It has many tourist '
+            'attractions"\nAssistant: There is Qu Yuan Temple.') in questioner.messages[-1]["content"]
+    assert "[Planned logic flow]\nPurpose: sights." in questioner.messages[-1]["content"]
     dialogue, _ = drive(r2s.generate(DOC, turns=1), scripted(find='"Zigui has a famous zoo."'))
     assert [(s.text, s.grounded) for s in dialogue.turns[0].find] == [("Zigui has a famous zoo.", False)]
 
@@ -153,6 +160,7 @@ def test_the_reply_is_built_on_grounded_spans_only_and_sees_the_dialogue():
 def test_no_grounded_span_tells_the_answerer_to_use_common_knowledge():
     protocol = r2s.generate(DOC, turns=1)
     next(protocol)
+    protocol.send("Purpose: chat.")
     answerer = protocol.send("Dialogue Type: banter\nUser: Hello!\nFind: nothing here")
     assert "the document does not cover this" in answerer.messages[0]["content"]
     assert "naturally" in answerer.messages[0]["content"]
@@ -185,7 +193,7 @@ def test_baselines_ask_once_and_keep_the_turns_asked_for(strategy):
 def test_a_long_document_is_cut_at_a_sentence_end_with_a_note():
     long = " ".join(f"Sentence number {n} is here." for n in range(400))
     dialogue, sent = drive(r2s.generate(long, turns=1, max_document_chars=1000), scripted(find='"Sentence number 3 is here."'))
-    shown = sent[0].messages[-1]["content"].split("[Document]\n", 1)[1].split("\n\n[Dialogue so far]", 1)[0]
+    shown = sent[1].messages[-1]["content"].split("[Document]\n", 1)[1].split("\n\n[Planned logic flow]", 1)[0]
     assert len(shown) <= 1000 and shown.endswith("is here.") and shown == long[:len(shown)]
     assert dialogue.note == f"document truncated from {len(long)} to {len(shown)} characters (max_document_chars=1000)"
     assert dialogue.turns[0].find[0].grounded
@@ -213,3 +221,42 @@ def test_evaluate_scores_a_dialogue_in_one_request():
     assert result.coverage == pytest.approx(100 / 3, abs=0.01)   # the first sentence: west, Hubei, Province
     with pytest.raises(RowError, match="no user turn followed by an assistant turn"):
         drive(dialogue_eval.evaluate(DOC, messages[:1]), lambda chat: judgment)
+
+
+def test_figure_2_field_order_in_the_prompt_and_the_annotated_format():
+    _, sent = drive(r2s.generate(DOC, turns=1), scripted())
+    prompt = sent[1].messages[-1]["content"]
+    order = [prompt.index(f"\n{label}:") for label in ("User", "Dialogue Type", "Search", "Find")]
+    assert order == sorted(order)
+    turn = r2s.Turn("Question-Answer", "q", ["s"], [grounding.ground("It has many tourist attractions", DOC)], "a")
+    assert [line.split(":", 1)[0] for line in r2s.annotate([turn]).splitlines()] == [
+        "User", "Dialogue Type", "Search", "Find", "Assistant"]
+
+
+def test_opinion_rebuttal_counters_with_facts_or_another_viewpoint():
+    user_side, reply = r2s.prompts.TYPES["Opinion-Rebuttal"]
+    assert user_side == "the user gives an opinion" and "present a different viewpoint" in reply
+
+
+def test_a_gllm_reply_in_the_exported_format_reads_back_as_the_same_chain():
+    dialogue, _ = drive(r2s.generate(DOC, turns=2), scripted(
+        find='"The Three Gorges Dam is close to the county seat."'))
+    exported = r2s.annotate(dialogue.turns)  # what gllm_pairs teaches a generator to write
+    generated, sent = drive(r2s.generate(DOC, turns=2, strategy="gllm"), lambda chat: exported)
+    assert [c.agent for c in sent] == ["generator"] and "Chain of Dialogue" in sent[0].messages[-1]["content"]
+    assert generated.turns == dialogue.turns and generated.messages == dialogue.messages
+    invented, _ = drive(r2s.generate(DOC, turns=1, strategy="gllm"),
+                        lambda chat: 'User: q\nDialogue Type: Question-Answer\nFind: "Zigui has a zoo."\nAssistant: a')
+    assert [(s.text, s.grounded) for s in invented.turns[0].find] == [("Zigui has a zoo.", False)]
+
+
+@pytest.mark.parametrize("strategy", ["direct", "gllm"])
+def test_a_one_pass_reply_cut_at_max_tokens_keeps_its_complete_turns(strategy):
+    from hf_synth.protocol import Reply
+
+    cut = Reply("User: q1\nAssistant: a1\nUser: q2\nAssistant: a2\nUser: q3\nAssistant: a3 is half", "length")
+    dialogue, sent = drive(r2s.generate(DOC, turns=5, strategy=strategy), lambda chat: cut)
+    assert not sent[0].whole  # the runner hands a cut reply over instead of failing the row
+    assert [m["content"] for m in dialogue.messages[::2]] == ["q1", "q2"]
+    assert dialogue.note == ("the generator's reply was cut at max_tokens: its last turn was dropped; "
+                             "the generator wrote 2 of 5 turns")

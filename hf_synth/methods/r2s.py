@@ -2,10 +2,11 @@
 Dialogue logic (Hou et al., 2024, "Raw Text is All you Need: Knowledge-intensive Multi-turn Instruction
 Tuning for Large Language Model", arXiv:2407.03040).
 
-Each turn of the chain (Section 4.2, Figure 2): choose a Dialogue Type (one of the six logic types of
-Section 4.1), write the User utterance of that type, Search for the information the reply needs, Find
-it in the document — every Find span is checked against the document and the result recorded — and
-write the Assistant reply on the grounded spans. The paper's baselines, `direct` and `cot`, ask for
+First the logic flow of the dialogue is planned: its purpose and the dialogue type of each turn
+(abstract, Section 4.1). Each turn of the chain (Section 4.2, Figure 2), seeing the flow and the chain
+so far: write the User utterance, name its Dialogue Type (one of the six logic types of Section 4.1),
+Search for the information the reply needs, Find it in the document — every Find span is checked
+against the document and the result recorded — and write the Assistant reply on the grounded spans. The paper's baselines, `direct` and `cot`, ask for
 the whole dialogue in one request (Tables 2–4). Sans-I/O: `generate` yields chat requests.
 """
 from __future__ import annotations
@@ -19,8 +20,10 @@ from ..protocol import Chat, Protocol, RowError, assistant, require_text, system
 from .grounding import Span, ground
 
 TURNS = 5
-STRATEGIES = ("cod", "direct", "cot")
-MAX_DOCUMENT_CHARS = 4000  # the longest document of the paper's benchmark has 4,001 characters (Table 1)
+STRATEGIES = ("cod", "direct", "cot", "gllm")
+# Above the longest document of the paper's benchmark (4,001 characters, Table 1), so its own data is
+# never cut; a cut document gets a note in r2s_note.
+MAX_DOCUMENT_CHARS = 6000
 TYPES = tuple(prompts.TYPES)
 
 
@@ -40,35 +43,59 @@ class Dialogue:
     messages: list[dict]     # the SFT conversation, annotations stripped
     turns: list[Turn]
     note: str | None         # what was done to the input, e.g. a truncated document
+    flow: str | None = None  # the planned logic flow (cod), as the planner wrote it
 
 
 def generate(document, *, turns: int = TURNS, strategy: str = "cod",
              max_document_chars: int = MAX_DOCUMENT_CHARS) -> Protocol:
-    """A dialogue of `turns` user/assistant turns about `document`; returns a `Dialogue`."""
+    """A dialogue of `turns` user/assistant turns about `document`; returns a `Dialogue`.
+
+    `cod`: the Chain of Dialogue, turn by turn (Section 4.2). `direct` and `cot`: the paper's
+    baselines, the whole dialogue in one request. `gllm`: one request to a generator fine-tuned on
+    `hf_synth.export.gllm_pairs` (Section 4.3), whose annotated reply is parsed and its Find spans
+    checked against the document like the chain's."""
     require_text("document", document)
     document, note = fit(document, max_document_chars)
+    flow = None
     if strategy == "cod":
-        chain = yield from chain_of_dialogue(document, turns)
+        flow, chain = yield from chain_of_dialogue(document, turns)
     else:
-        template = prompts.DIRECT if strategy == "direct" else prompts.COT
-        prompt = template.format(document=document, turns=turns, language_dialogue=prompts.LANGUAGE_DIALOGUE)
-        chain = parse_dialogue((yield Chat("generator", [system(prompts.GENERATOR_ROLE), user(prompt)])))[:turns]
+        if strategy == "gllm":
+            prompt = prompts.GLLM.format(document=document, turns=turns)
+        else:
+            template = prompts.DIRECT if strategy == "direct" else prompts.COT
+            prompt = template.format(document=document, turns=turns, language_dialogue=prompts.LANGUAGE_DIALOGUE)
+        # whole=False: a reply cut at max_tokens keeps its complete turns
+        reply = yield Chat("generator", [system(prompts.GENERATOR_ROLE), user(prompt)], whole=False)
+        chain = parse_annotated(reply, document) if strategy == "gllm" else parse_dialogue(reply)
+        if getattr(reply, "finish_reason", None) == "length" and chain:
+            chain = chain[:-1]  # the last turn may be the one the cut fell in
+            note = _join(note, "the generator's reply was cut at max_tokens: its last turn was dropped")
+        chain = chain[:turns]
         if not chain:
             raise RowError("the generator's reply held no 'User:' line followed by an 'Assistant:' line")
         if len(chain) < turns:
-            note = "; ".join(filter(None, [note, f"the generator wrote {len(chain)} of {turns} turns"]))
+            note = _join(note, f"the generator wrote {len(chain)} of {turns} turns")
     messages = [message for turn in chain for message in (user(turn.user), assistant(turn.assistant))]
-    return Dialogue(messages, chain, note)
+    return Dialogue(messages, chain, note, flow)
+
+
+def _join(*notes) -> str:
+    return "; ".join(filter(None, notes))
 
 
 def chain_of_dialogue(document: str, turns: int) -> Protocol:
-    """The CoD turns: per turn, one request plans it (type, user, search, find), the Find spans are
-    checked against the document, and a second request writes the reply on the grounded ones."""
+    """The logic flow is planned first; then per turn, one request writes it (user, type, search,
+    find) seeing the flow and the chain so far, the Find spans are checked against the document, and
+    a second request writes the reply on the grounded ones. Returns (flow, turns)."""
+    flow = (yield Chat("planner", [system(prompts.PLANNER_ROLE), user(prompts.PLANNER.format(
+        document=document, turns=turns, types=prompts.TYPE_LIST, characteristics=prompts.CHARACTERISTICS,
+        language=prompts.LANGUAGE))])).strip()
     chain: list[Turn] = []
     for number in range(1, turns + 1):
         so_far = [message for turn in chain for message in (user(turn.user), assistant(turn.assistant))]
         prompt = prompts.QUESTIONER.format(
-            document=document, dialogue=transcript(so_far) or "(not started)", turn=number, turns=turns,
+            document=document, flow=flow, dialogue=annotate(chain) or "(not started)", turn=number, turns=turns,
             types=prompts.TYPE_LIST, characteristics=prompts.CHARACTERISTICS, language=prompts.LANGUAGE)
         plan = parse_block((yield Chat("questioner", [system(prompts.QUESTIONER_ROLE), user(prompt)])))
         utterance = plan.get("user", "").strip()
@@ -83,7 +110,7 @@ def chain_of_dialogue(document: str, turns: int) -> Protocol:
         if not reply:
             raise RowError(f"turn {number}: the assistant's reply is empty")
         chain.append(Turn(kind, utterance, search_phrases(plan.get("search", "")), find, reply))
-    return chain
+    return flow, chain
 
 
 def fit(document: str, max_chars: int) -> tuple[str, str | None]:
@@ -121,6 +148,25 @@ def parse_block(text: str) -> dict[str, str]:
     for name, value in fields(text):
         block.setdefault(name, value)
     return block
+
+
+def parse_annotated(text: str, document: str) -> list[Turn]:
+    """The turns of an annotated one-pass dialogue (a GLLM's reply, in `annotate`'s format): a turn
+    starts at each User line and ends at its Assistant line; its Find spans are checked against the
+    document. Turns without an Assistant line are dropped."""
+    turns, block = [], None
+    for name, value in fields(text):
+        if name == "user":
+            block = {"user": value}
+        elif block is not None:
+            block.setdefault(name, value)
+            if name == "assistant":
+                if block["user"] and value:
+                    turns.append(Turn(dialogue_type(block.get("type", "")), block["user"],
+                                      search_phrases(block.get("search", "")),
+                                      [ground(span, document) for span in find_spans(block.get("find", ""))], value))
+                block = None
+    return turns
 
 
 def parse_dialogue(text: str) -> list[Turn]:
@@ -175,7 +221,7 @@ def annotate(turns: list[Turn], *, grounded_only: bool = True) -> str:
     blocks = []
     for turn in turns:
         spans = [s.text for s in turn.find if s.grounded or not grounded_only]
-        lines = [f"Dialogue Type: {turn.type}" if turn.type else None, f"User: {turn.user}",
+        lines = [f"User: {turn.user}", f"Dialogue Type: {turn.type}" if turn.type else None,
                  f"Search: {'; '.join(turn.search)}" if turn.search else None,
                  "Find: " + " ".join(f'"{s}"' for s in spans) if spans else None, f"Assistant: {turn.assistant}"]
         blocks.append("\n".join(line for line in lines if line))

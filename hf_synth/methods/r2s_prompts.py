@@ -1,7 +1,7 @@
 """Prompts of R2S (Raw documents to Synthetic dialogues). The paper publishes no prompts; these follow
-its definitions: the six dialogue logic types and the five characteristics of a multi-turn dialogue
-(Section 4.1), the Dialogue Type → Search → Find chain (Section 4.2, Figure 2), and the evaluation
-metrics (Section 3.2). Field labels stay in English in every language, so one parser reads them all.
+its definitions: the logic flow planned first and the six dialogue logic types and five characteristics
+of a multi-turn dialogue (abstract, Section 4.1), the User → Dialogue Type → Search → Find chain
+(Section 4.2, Figure 2), and the evaluation metrics (Section 3.2). Field labels stay in English in every language, so one parser reads them all.
 """
 
 # Section 4.1: the six logic types, each with what the user does and what the assistant does next.
@@ -10,7 +10,7 @@ TYPES = {
     "Question-Question": ("the user asks a vague question", "ask back what exactly the user wants to know"),
     "Statement-Inquiry": ("the user states something", "ask for more information about it"),
     "Statement-Explanation": ("the user states a fact", "explain it or add related information"),
-    "Opinion-Rebuttal": ("the user gives an opinion the document contradicts", "counter it with facts"),
+    "Opinion-Rebuttal": ("the user gives an opinion", "counter it with facts or present a different viewpoint"),
     "Opinion-Agreement": ("the user gives an opinion", "agree or disagree, based on facts"),
 }
 
@@ -27,24 +27,49 @@ TYPE_LIST = "\n".join(f"- {name}: {user}; the assistant should {reply}." for nam
 LANGUAGE = ("Write the user's words and the search phrases in the language of the document, copy the Find "
             "sentences as they stand, and keep the field labels in English.")
 
+PLANNER_ROLE = "You plan the logic flow of dialogues about documents."
+
+# The method "first decides the logic flow of the current dialogue" (abstract; Section 4.1): the purpose
+# of the dialogue and the dialogue type of every turn, before any turn is written.
+PLANNER = """Plan the logic flow of a dialogue of {turns} turns between a user and an assistant about the \
+document below: what the dialogue is for, and for each turn its dialogue type and what it covers. \
+Answer in exactly this format:
+Purpose: <what the user wants to get out of the dialogue>
+Turn 1: <one of the six types listed after the document>: <what this turn covers>
+... one line per turn, up to Turn {turns}
+
+[Document]
+{document}
+
+[Dialogue types]
+{types}
+Choose types so that the dialogue has:
+{characteristics}
+{language}"""
+
 QUESTIONER_ROLE = "You plan and write the user's side of a dialogue about a document, turn by turn."
 
+# Figure 2's order: User, Dialogue Type, Search, Find (then the Assistant's reply, written apart). Each
+# turn sees the chain so far — earlier turns' types, searches and finds — and the planned flow (§4.1).
 QUESTIONER = """Plan turn {turn} of {turns} of a dialogue between a user and an assistant about the document \
 below. Answer in exactly this format:
+User: <what the user says, of the type this turn needs>
 Dialogue Type: <one of the six types listed after the document>
-User: <what the user says, of that type>
 Search: <key phrases for the information the assistant's reply needs, separated by ";">
 Find: "<a sentence copied word for word from the document>" (one quoted sentence per piece of information)
 
 [Document]
 {document}
 
-[Dialogue so far]
+[Planned logic flow]
+{flow}
+
+[Dialogue so far, with its chain]
 {dialogue}
 
 [Dialogue types]
 {types}
-Choose types so that the dialogue has:
+Follow the planned flow unless the dialogue so far calls for another type, so that the dialogue has:
 {characteristics}
 {language}"""
 
@@ -82,7 +107,7 @@ GLLM = """[Document]
 {document}
 
 Turn this document into a dialogue of {turns} turns following the Chain of Dialogue logic. For each turn \
-write the lines Dialogue Type, User, Search, Find (sentences copied from the document) and Assistant."""
+write the lines User, Dialogue Type, Search, Find (sentences copied from the document) and Assistant."""
 
 # Section 3.2: the nine metrics, 1 (very bad) to 5 (very good); CR in percent.
 EVALUATOR_ROLE = "You are a strict evaluator of dialogues built from documents."

@@ -26,10 +26,14 @@ class R2STransform(MapTransform):
     Adds `r2s_messages` (the SFT conversation: `turns` user/assistant turns, annotations stripped),
     `r2s_cod` (per turn: the dialogue type, user utterance, search phrases, Find spans each with its
     grounding result — `grounded`, `match` exact/fuzzy, `score`, the document `passage` — and the
-    reply), `r2s_note` (e.g. the document was truncated), `r2s_error` and `r2s_usage`.
+    reply), `r2s_flow` (the logic flow planned before the first turn), `r2s_note` (e.g. the document
+    was truncated), `r2s_error` and `r2s_usage`.
 
-    `strategy` is "cod" (the method: two requests per turn, agents "questioner" and "answerer") or a
-    baseline of the paper, "direct" or "cot" (one request per document, agent "generator").
+    `strategy` is "cod" (the method: the flow, then two requests per turn; agents "planner",
+    "questioner" and "answerer"), a baseline of the paper, "direct" or "cot" (one request per document,
+    agent "generator"), or "gllm": one request per document to a generator fine-tuned on
+    `hf_synth.export.gllm_pairs` (Section 4.3), sampled at the LLM's temperature, whose annotated reply
+    is parsed and grounded like the chain's.
     Documents longer than `max_document_chars` are cut at a sentence end and the row gets a note.
     """
 
@@ -63,11 +67,11 @@ class R2STransform(MapTransform):
                                         max_document_chars=self.max_document_chars))
 
     def output_types(self, column_names: list[str]) -> dict[str, pa.DataType]:
-        return {"messages": MESSAGES, "cod": pa.list_(TURN), "note": pa.string()}
+        return {"messages": MESSAGES, "cod": pa.list_(TURN), "flow": pa.string(), "note": pa.string()}
 
     def output_values(self, result: r2s.Dialogue) -> dict[str, Any]:
         return {"messages": result.messages, "cod": [dataclasses.asdict(t) for t in result.turns],
-                "note": result.note}
+                "flow": result.flow, "note": result.note}
 
 
 class DialogueEvalTransform(MapTransform):
