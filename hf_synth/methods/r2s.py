@@ -15,7 +15,6 @@ import re
 from dataclasses import dataclass
 
 from . import r2s_prompts as prompts
-from ..conversations import transcript
 from ..protocol import Chat, Protocol, RowError, assistant, require_text, system, user
 from .grounding import Span, ground
 
