@@ -16,7 +16,7 @@ from . import __version__, replies
 from .errors import HFSynthError
 from .llm.config import LLM
 from .methods import r2s, review_instruct
-from .methods.coevol import MAX_ROUNDS, MODES
+from .methods.coevol import MAX_OPTIMIZE_TOKENS, MAX_ROUNDS, MODES
 
 
 def _llm_arguments(parser: argparse.ArgumentParser, temperature: float = 0.0, max_tokens: int = 1000) -> None:
@@ -236,6 +236,7 @@ def _coevol(args) -> None:
     from .transforms import CoEvolTransform
 
     transform = CoEvolTransform(_llm(args), max_rounds=args.max_rounds, mode=args.mode, max_turns=args.max_turns,
+                                max_optimize_tokens=args.max_optimize_tokens or None,
                                 instruction_column=args.instruction_column, input_column=args.input_column,
                                 response_column=args.response_column, messages_column=args.messages_column,
                                 cache=_cache(args))
@@ -410,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="debate-advise-edit-judge rounds at most (the paper's K)")
     method.add_argument("--mode", choices=MODES, default="full", help="ablation of the paper's Table 3")
     method.add_argument("--max-turns", type=int, help="optimize at most N assistant turns per conversation")
+    method.add_argument("--max-optimize-tokens", type=_count, default=MAX_OPTIMIZE_TOKENS,
+                        help="without --max-turns: stop optimizing a conversation once it reaches this many tokens "
+                             "(the authors' rule); 0 optimizes every turn")
     method.add_argument("--instruction-column", default="instruction", help="the instruction column")
     method.add_argument("--input-column", default="input", help="the optional input (context) column")
     method.add_argument("--response-column", help="default: output or response")

@@ -176,6 +176,22 @@ def test_max_turns_limits_the_optimized_turns():
     assert result.messages == CONVERSATION
 
 
+def test_a_conversation_stops_being_optimized_at_its_token_budget():
+    # edit N doubles nothing; the budget counts words of the conversation up to the turn just optimized
+    words = lambda text: len(text.split())  # noqa: E731
+    verdicts = [("<assistant 2>", "<assistant 1>"), ("<equal>", "<equal>")] * 4
+    # "q1 edit 1" = 3 words, + "q2 edit 3" = 6: a budget of 5 stops after the 2nd turn (with the system
+    # prompt's 2 words counted, it would stop after the 1st)
+    result, _ = drive(evolve_conversation(CONVERSATION, max_rounds=2, max_tokens=5, count_tokens=words),
+                      scripted(verdicts))
+    assert result.rounds == [1, 1] and len(result.trace) == 2
+    assert [m["content"] for m in result.messages if m["role"] == "assistant"] == ["edit 1", "edit 3", "a3", "a4"]
+    # max_turns, when given, is the rule instead (as in the reference)
+    again, _ = drive(evolve_conversation(CONVERSATION, max_rounds=2, max_tokens=5, count_tokens=words, max_turns=3),
+                     scripted(verdicts))
+    assert again.rounds == [1, 1, 1]
+
+
 def test_sharegpt_turns_are_normalized():
     assert normalize([{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]) == [
         {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]

@@ -8,6 +8,7 @@ the replies; `hf_synth.runner` sends them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 from . import coevol_prompts as prompts
 from .judge import compare, judge_chats
@@ -15,6 +16,8 @@ from ..protocol import Chat, Protocol, RowError, assistant, require_text, system
 
 # Section 4.1, Table 3: the ablations, from the editor alone to the full framework.
 MODES = ("edit", "advise_without_response", "advise", "debate", "full")
+# The authors' scripts stop optimising a conversation at 8,192 tokens (max_optimize_len).
+MAX_OPTIMIZE_TOKENS = 8192
 MAX_ROUNDS = 3          # Section 3.1 and Appendix B: "the maximum number of iterations ... to 3"
 CONTEXT_ROUNDS = 3      # Appendix B: "only retain the most recent 3 rounds of conversation"
 
@@ -174,10 +177,13 @@ class ConversationEvolution:
 
 
 def evolve_conversation(messages: list[dict], *, max_rounds: int = MAX_ROUNDS, mode: str = "full",
-                        max_turns: int | None = None, context_rounds: int = CONTEXT_ROUNDS) -> Protocol:
+                        max_turns: int | None = None, context_rounds: int = CONTEXT_ROUNDS,
+                        max_tokens: int | None = None, count_tokens: Callable[[str], int] | None = None) -> Protocol:
     """Appendix B: evolve the assistant turns in order, each evolved answer replacing the original
     before the next turn; each turn is shown with at most `context_rounds` rounds of conversation
-    (itself included). `max_turns` limits how many assistant turns are optimized."""
+    (itself included). `max_turns` limits how many assistant turns are optimized; without it, the
+    authors' adaptive rule stops once the conversation up to the turn just optimized reaches
+    `max_tokens` tokens by `count_tokens` (`max_optimize_len` in `edit/scheduler.py`)."""
     messages = [dict(m) for m in messages]
     rounds, trace = [], []
     answers = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
@@ -188,6 +194,9 @@ def evolve_conversation(messages: list[dict], *, max_rounds: int = MAX_ROUNDS, m
         messages[index] = {"role": "assistant", "content": evolution.response}
         rounds.append(evolution.rounds)
         trace.append(evolution.trace)
+        if max_turns is None and max_tokens and count_tokens is not None and \
+                count_tokens(" ".join(m["content"] for m in messages[:index + 1] if m["role"] != "system")) >= max_tokens:
+            break  # the rest of a long conversation is kept as it is
     return ConversationEvolution(messages, rounds, trace)
 
 

@@ -31,13 +31,17 @@ class CoEvolTransform(MapTransform):
     CONVERSATION_COLUMNS = ("messages", "conversations")
 
     def __init__(self, llm: LLM | None = None, *, max_rounds: int = coevol.MAX_ROUNDS, mode: str = "full",
-                 max_turns: int | None = None, instruction_column: str = "instruction",
+                 max_turns: int | None = None, max_optimize_tokens: int | None = coevol.MAX_OPTIMIZE_TOKENS,
+                 instruction_column: str = "instruction",
                  input_column: str = "input", response_column: str | None = None,
                  messages_column: str | None = None, llms: Mapping[str, LLM] | None = None,
                  cache: bool | str = True):
         """`mode` is one of the ablations of the paper's Table 3: "edit", "advise_without_response",
         "advise", "debate" or "full" (default). `max_turns` limits how many assistant turns of a
-        conversation are optimized. Agents, for `llms`: positive, critical, advisor, editor, judge."""
+        conversation are optimized; without it, a conversation is optimized turn by turn until it
+        reaches `max_optimize_tokens` tokens (the authors' rule and value; counted with the embedded
+        model's vocabulary; None: every turn). Agents, for `llms`: positive, critical, advisor,
+        editor, judge."""
         if mode not in coevol.MODES:
             raise ValueError(f"mode={mode!r} is not one of {', '.join(coevol.MODES)}")
         if max_rounds < 1:
@@ -46,6 +50,7 @@ class CoEvolTransform(MapTransform):
         self.max_rounds = max_rounds
         self.mode = mode
         self.max_turns = max_turns
+        self.max_optimize_tokens = max_optimize_tokens
         self.instruction_column = instruction_column
         self.input_column = input_column
         self.response_column = response_column
@@ -53,6 +58,7 @@ class CoEvolTransform(MapTransform):
 
     def options(self) -> dict[str, Any]:
         return {"max_rounds": self.max_rounds, "mode": self.mode, "max_turns": self.max_turns,
+                "max_optimize_tokens": self.max_optimize_tokens,
                 "instruction_column": self.instruction_column, "input_column": self.input_column,
                 "response_column": self.response_column, "messages_column": self.messages_column}
 
@@ -89,10 +95,12 @@ class CoEvolTransform(MapTransform):
 
     def _conversation_protocol(self, turns) -> Protocol:
         from ..conversations import normalize
+        from ..tokens import token_counter
 
         messages = normalize(turns)
         return (yield from coevol.evolve_conversation(messages, max_rounds=self.max_rounds, mode=self.mode,
-                                                      max_turns=self.max_turns))
+                                                      max_turns=self.max_turns, max_tokens=self.max_optimize_tokens,
+                                                      count_tokens=token_counter()))
 
     def output_types(self, column_names: list[str]) -> dict[str, pa.DataType]:
         if self._conversation_column(column_names):
