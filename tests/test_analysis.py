@@ -164,6 +164,15 @@ def test_report_writes_every_table_and_figure_it_links(tmp_path):
     # sentences 1 and 4 of 4 have half their content words in the replies
     assert "cover 50.0% of the document's sentences on average (over 1 dialogue;" in r2s.markdown
     assert r2s.tables["r2s_dialogue_types"]["turns"].tolist() == [1, 1]
+    # by turn: turn 1 was Question-Answer with its span found, turn 2 Opinion-Rebuttal with its span not
+    assert r2s.tables["r2s_grounding_by_turn"].to_dict("records") == [
+        {"turn": 1, "spans": 1, "found": 1, "share": 1.0}, {"turn": 2, "spans": 1, "found": 0, "share": 0.0}]
+    from hf_synth.analysis.r2s import types_by_turn
+
+    assert types_by_turn(r2s_rows()).to_dict("records") == [
+        {"turn": 1, "Opinion-Rebuttal": 0.0, "Question-Answer": 1.0}, {"turn": 2, "Opinion-Rebuttal": 1.0, "Question-Answer": 0.0}]
+    assert {"r2s_types_by_turn.png", "r2s_grounding_by_turn.png"} <= {p.name for p in r2s.files}
+    assert "![r2s_types_by_turn](r2s_types_by_turn.png)" in r2s.markdown
     assert ("explain", "history") in {tuple(p) for p in r2s.tables["r2s_directions"][["verb", "object"]].values}
     messages = lambda *questions: [m for q in questions for m in ({"role": "user", "content": q},
                                                                  {"role": "assistant", "content": "ok"})]
@@ -222,3 +231,18 @@ def test_counting_tokens_needs_no_llama_cpp():
             "from hf_synth.tokens import token_counter; print(token_counter()('Hello world. Hello world.'))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "6", result.stderr
+
+
+def test_the_evaluation_figure_shows_this_run_beside_a_reference(tmp_path):
+    from hf_synth.analysis.r2s import evaluation_means, plot_evaluation
+
+    scores = {f"eval_{m}": [4.0, 5.0] for m in ("info", "ud", "uf", "fd", "fl", "cs", "co", "ia")}
+    ds = datasets.Dataset.from_dict({**scores, "eval_cr": [60.0, 80.0], "eval_avg": [4.2, 4.9], "eval_coverage": [50.0, 70.0]})
+    means = evaluation_means(ds)
+    figure = plot_evaluation(means, reference={"paper": {"INFO": 4.0, "UD": 4.5, "CR": 75.0}})
+    scores_axes, rate_axes = figure.axes
+    heights = [patch.get_height() for patch in scores_axes.patches]
+    assert heights[:8] == [4.5] * 8 and heights[8:10] == [4.0, 4.5]  # this run's means, then the reference's
+    assert [patch.get_height() for patch in rate_axes.patches] == [70.0, 75.0]
+    figure.savefig(tmp_path / "eval.png")
+    assert imread(tmp_path / "eval.png").shape[0] > 100

@@ -51,3 +51,80 @@ def evaluation_means(dataset) -> pd.DataFrame:
                for name in (*SCORES, "cr", "avg", "coverage")}
     return pd.DataFrame([{n: c.mean() for n, c in columns.items()}, {n: int(c.notna().sum()) for n, c in columns.items()}],
                         index=["mean", "rows scored"])
+
+
+def types_by_turn(dataset) -> pd.DataFrame:
+    """Share of each dialogue type at each turn of the succeeded dialogues (a row per turn number);
+    `none given` counts turns whose reply named no type."""
+    counts: dict[int, Counter] = {}
+    for cod in dataset["r2s_cod"]:
+        for number, turn in enumerate(cod or [], 1):
+            counts.setdefault(number, Counter())[turn["type"] or "none given"] += 1
+    types = sorted({t for c in counts.values() for t in c})
+    rows = [{"turn": n, **{t: counts[n][t] / sum(counts[n].values()) for t in types}} for n in sorted(counts)]
+    return pd.DataFrame(rows, columns=["turn", *types])
+
+
+def grounding_by_turn(dataset) -> pd.DataFrame:
+    """Find spans and how many were found in the document, at each turn number."""
+    spans: Counter = Counter()
+    found: Counter = Counter()
+    for cod in dataset["r2s_cod"]:
+        for number, turn in enumerate(cod or [], 1):
+            spans[number] += len(turn["find"])
+            found[number] += sum(span["grounded"] for span in turn["find"])
+    return pd.DataFrame([{"turn": n, "spans": spans[n], "found": found[n],
+                          "share": found[n] / spans[n] if spans[n] else float("nan")} for n in sorted(spans)],
+                        columns=["turn", "spans", "found", "share"])
+
+
+def plot_types_by_turn(table: pd.DataFrame):
+    """Stacked bars: the dialogue types chosen at each turn (Section 4.1's logic flow, as it came out)."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(6, 3.6), layout="constrained")
+    axes = figure.subplots()
+    bottom = pd.Series(0.0, index=table.index)
+    for name in table.columns[1:]:
+        axes.bar(table["turn"], table[name], bottom=bottom, label=name)
+        bottom += table[name]
+    axes.set(title="Dialogue types by turn", xlabel="turn", ylim=(0, 1), xticks=list(table["turn"]))
+    axes.yaxis.set_major_formatter("{x:.0%}")
+    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1, 1))
+    return figure
+
+
+def plot_grounding_by_turn(table: pd.DataFrame):
+    """The share of Find spans found in the document at each turn."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5, 3.4), layout="constrained")
+    axes = figure.subplots()
+    axes.plot(table["turn"], table["share"], marker="o")
+    axes.set(title="Find spans found in the document", xlabel="turn", ylim=(0, 1.05), xticks=list(table["turn"]))
+    axes.yaxis.set_major_formatter("{x:.0%}")
+    return figure
+
+
+def plot_evaluation(means: pd.DataFrame, reference: dict[str, dict[str, float]] | None = None):
+    """The nine metrics' means (1–5; CR on its own axis, in percent) of `evaluation_means`, beside
+    `reference` rows given by name, e.g. a row of the paper's Tables 2–4:
+    `{"R2S, paper": {"INFO": 4.6, "UD": 4.8, ...}}`."""
+    from matplotlib.figure import Figure
+
+    from ..methods.dialogue_eval import SCORES
+
+    metrics = [name.upper() for name in SCORES]
+    series = {"this run": means.loc["mean"]} | {name: pd.Series(row) for name, row in (reference or {}).items()}
+    figure = Figure(figsize=(8, 3.6), layout="constrained")
+    scores, rate = figure.subplots(1, 2, width_ratios=[len(metrics), 1.5])
+    width = 0.8 / len(series)
+    for offset, (name, values) in enumerate(series.items()):
+        xs = [i + offset * width for i in range(len(metrics))]
+        scores.bar(xs, [values.get(m, float("nan")) for m in metrics], width=width, label=name)
+        rate.bar([offset * width], [values.get("CR", float("nan"))], width=width)
+    scores.set(title="Section 3.2 metrics (1–5)", ylim=(0, 5), xticks=[i + 0.4 - width / 2 for i in range(len(metrics))],
+               xticklabels=metrics)
+    rate.set(title="CR (%)", ylim=(0, 100), xticks=[])
+    scores.legend(fontsize="small")
+    return figure

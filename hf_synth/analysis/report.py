@@ -15,7 +15,8 @@ from .by_round import diversity_by_round, difficulty_by_round, failures_by_round
 from .coevol import (plot_length_growth, plot_round_distribution, response_lengths, round_distribution,
                      summarize_lengths)
 from .directions import evolving_directions, plot_directions, suggestion_lines
-from .r2s import coverage, dialogue_types, evaluation_means, grounding
+from .r2s import (coverage, dialogue_types, evaluation_means, grounding, grounding_by_turn, plot_evaluation,
+                  plot_grounding_by_turn, plot_types_by_turn, types_by_turn)
 
 METHODS = {"coevol": "coevol_rounds", "review": "review_messages", "r2s": "r2s_cod"}
 
@@ -148,18 +149,27 @@ def _r2s(dataset, out: Report, tokenizer, nlp) -> str:
     turns = sum(types.values())
     if turns:
         frame = pd.DataFrame([{"type": t or "none given", "turns": n, "share": n / turns} for t, n in types.most_common()])
-        parts += ["### Dialogue types", _table(out, "r2s_dialogue_types", frame, index=False)]
+        by_turn = types_by_turn(dataset)
+        parts += ["### Dialogue types", _table(out, "r2s_dialogue_types", frame, index=False),
+                  _figure(out, "r2s_types_by_turn", plot_types_by_turn(by_turn))]
     found, spans = grounding(dataset)
     grounded = (f"{found} of {spans} Find spans ({found / spans:.1%}) were found in the document." if spans
                 else "No Find spans (a baseline strategy, or the model wrote none).")
     parts += ["### Grounding", grounded]
+    if spans:
+        by_turn = grounding_by_turn(dataset)
+        parts += [_table(out, "r2s_grounding_by_turn", by_turn, index=False),
+                  _figure(out, "r2s_grounding_by_turn", plot_grounding_by_turn(by_turn))]
     covered = coverage(dataset)
     if covered:
         parts += ["### Coverage", f"The replies and grounded passages cover {sum(covered) / len(covered):.1f}% of the "
                   f"document's sentences on average (over {len(covered)} dialogue{'s' * (len(covered) > 1)}; a sentence "
                   "counts when half its content words appear)."]
     if "eval_avg" in dataset.column_names:
-        parts += ["### Evaluation (Section 3.2 metrics)", _table(out, "r2s_evaluation", evaluation_means(dataset))]
+        means = evaluation_means(dataset)
+        parts += ["### Evaluation (Section 3.2 metrics)", _table(out, "r2s_evaluation", means)]
+        if means.loc["rows scored"].sum():
+            parts.append(_figure(out, "r2s_evaluation", plot_evaluation(means)))
     questions = [turn["user"] for cod in dataset["r2s_cod"] if cod for turn in cod]
     parts += ["### Evolving directions of the user turns", _directions(out, "r2s_directions", questions, "user turns", nlp)]
     return "\n\n".join(parts)
