@@ -50,3 +50,23 @@ def test_a_cut_limit_admits_fewer_and_cancelled_waiters_give_their_slot_back():
     limit, held = asyncio.run(scenario())
     assert limit.in_flight == 0
     assert len(held) == 6 and max(held[4:]) <= 2
+
+
+def test_the_limit_halves_down_to_one_request_and_no_further():
+    import time
+
+    limit = AdaptiveLimit(4)
+    for _ in range(5):  # one cut per round trip: each request sent after the last cut
+        limit.rate_limited(time.monotonic() + 1)
+    assert limit.limit == 1.0 and limit.cuts == 5
+
+
+def test_the_retry_budget_spends_whole_tokens_only():
+    from hf_synth.llm.pacing import RetryBudget
+
+    budget = RetryBudget(ratio=0.5, reserve=1.0)
+    assert budget.withdraw() and not budget.withdraw()  # exactly one token: one retry
+    budget.requested()
+    assert not budget.withdraw()  # half a token is not a retry
+    budget.requested()
+    assert budget.withdraw()

@@ -265,3 +265,11 @@ def test_without_a_system_role_the_role_prompt_goes_before_the_first_user_turn(s
     rows(1).map(edit(LLM(model="m", base_url=server.url)), batched=True)
     assert [m["role"] for m in server.requests[1]["messages"]] == ["system", "user"]
     assert edit(folded).fingerprint_state() != edit(LLM(model="m", base_url=server.url)).fingerprint_state()
+
+
+def test_a_429_that_outlives_its_retries_counts_toward_stopping_the_run(server):
+    server.fault_for = lambda body: ("status", 429, {"Retry-After": "0"})
+    llm = LLM(model="m", base_url=server.url, max_concurrency=1, max_retries=0)
+    with pytest.raises(EndpointError, match=r"is failing: 10 of the last 10 requests failed"):
+        rows(40).map(edit(llm, cache=False), batched=True)
+    assert len(server.requests) == 10

@@ -1,6 +1,7 @@
 """`build_card`: the dataset card of a hf_synth output. YAML metadata the Hub validates, and a body that
 says what was done, by which models with which prompts, what it cost, how to load it and how to
-reproduce it. Templates are in `hf_synth/dataset_cards/`: one per method over a shared `_base.md`."""
+reproduce it. Templates are in `dataset_cards/` (in a wheel, `hf_synth/dataset_cards/`): one per method over a
+shared `_base.md`."""
 from __future__ import annotations
 
 import json
@@ -18,7 +19,10 @@ from .. import __version__, recipe as recipes, replies
 from ..errors import HFSynthError, InputError
 from .client import hub_api, plain_errors
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "dataset_cards"
+# In a wheel the templates are hf_synth/dataset_cards; in a checkout, dataset_cards/ beside hf_synth/.
+TEMPLATES = next(folder for folder in (Path(__file__).resolve().parent.parent / "dataset_cards",
+                                       Path(__file__).resolve().parent.parent.parent / "dataset_cards")
+                 if (folder / "_base.md").exists())
 METHODS = {  # output prefix -> template, tag, Hub task categories
     "coevol": ("coevol.md", "coevol", ["text-generation"]),
     "review": ("review_instruct.md", "review-instruct", ["text-generation"]),
