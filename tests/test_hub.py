@@ -225,3 +225,18 @@ def test_reproduce_runs_the_recipe_again(tmp_path):
     assert again.to_list() == first.to_list() and "eval_avg" in again.column_names
     assert json.loads((tmp_path / "again" / recipe.FILE).read_text())["steps"] == \
         json.loads((tmp_path / "run" / recipe.FILE).read_text())["steps"]
+
+
+def test_the_sample_cards_are_what_the_script_renders_today():
+    # dataset_cards/samples/ shows readers a published card; regenerate with scripts/render_sample_cards.py
+    import importlib.util
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("render_sample_cards", root / "scripts" / "render_sample_cards.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.names() == ["coevol_embedded", "review_instruct_embedded"]
+    for name in script.names():
+        shipped = (root / "dataset_cards" / "samples" / f"{name}.md").read_text(encoding="utf-8")
+        assert script.render(name) == shipped, f"{name}: run python scripts/render_sample_cards.py"
+        assert "| embedded llama.cpp server |" in shipped  # says which model made it

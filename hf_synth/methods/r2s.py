@@ -87,9 +87,10 @@ def chain_of_dialogue(document: str, turns: int) -> Protocol:
     """The logic flow is planned first; then per turn, one request writes it (user, type, search,
     find) seeing the flow and the chain so far, the Find spans are checked against the document, and
     a second request writes the reply on the grounded ones. Returns (flow, turns)."""
+    # the flow is a working note the turns read: used even when cut at max_tokens (whole=False)
     flow = (yield Chat("planner", [system(prompts.PLANNER_ROLE), user(prompts.PLANNER.format(
         document=document, turns=turns, types=prompts.TYPE_LIST, characteristics=prompts.CHARACTERISTICS,
-        language=prompts.LANGUAGE))])).strip()
+        language=prompts.LANGUAGE))], whole=False)).strip()
     chain: list[Turn] = []
     for number in range(1, turns + 1):
         so_far = [message for turn in chain for message in (user(turn.user), assistant(turn.assistant))]
