@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from . import status
+from .status import RunStats
 from .errors import CallFailed, EndpointError, HFSynthError, RowError
 from .llm import loop
 from .llm.cache import RequestCache, default_cache_dir, request_key
@@ -41,22 +42,6 @@ class Usage:
     def as_dict(self) -> dict:
         return {"calls": self.calls, "prompt_tokens": self.prompt_tokens,
                 "completion_tokens": self.completion_tokens}
-
-
-@dataclass
-class RunStats:
-    """What this process did, for the live status, summaries and tests (not written to datasets).
-    Tokens are those of the requests sent (what a hosted API bills), not of cached replies."""
-
-    rows: int = 0
-    rows_failed: int = 0
-    sent: int = 0
-    cached: int = 0
-    in_flight: int = 0
-    retries: int = 0
-    failed: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
 
 
 @dataclass

@@ -35,8 +35,9 @@ PRICES = {"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.00), "gpt-4.1-mini": 
 
 
 @dataclass
-class Counts:
-    """What the processes of a run did so far (the sum of their `RunStats`)."""
+class RunStats:
+    """What a process did (the runner keeps one per process), or the sum over the processes of a run.
+    Tokens are those of the requests sent (what a hosted API bills), not of cached replies."""
 
     rows: int = 0
     rows_failed: int = 0
@@ -68,8 +69,8 @@ def write(folder: str, stats, since=None) -> None:
         pass
 
 
-def read(folder: str) -> Counts:
-    total = Counts()
+def read(folder: str) -> RunStats:
+    total = RunStats()
     for path in Path(folder).glob("*.json"):
         try:
             total.add(json.loads(path.read_text()))
@@ -78,7 +79,7 @@ def read(folder: str) -> Counts:
     return total
 
 
-def line(counts: Counts, seconds: float, total: int | None = None, prices: tuple[float, float] | None = None) -> str:
+def line(counts: RunStats, seconds: float, total: int | None = None, prices: tuple[float, float] | None = None) -> str:
     """The status in one line, e.g. `rows 120/500 (3 failed) | requests 840 sent, 96 cached, 32 in
     flight, 4 retries | tokens 1.2M in, 310k out | 14.2 req/s | left ~2m40s | $0.37`."""
     parts = [f"rows {counts.rows}" + (f"/{total}" if total else "") + (f" ({counts.rows_failed} failed)"
@@ -101,7 +102,7 @@ def line(counts: Counts, seconds: float, total: int | None = None, prices: tuple
 class Live:
     """What `show` yields: `counts`, the run's final counts, once the block has ended."""
 
-    counts: Counts | None = None
+    counts: RunStats | None = None
 
 
 @contextmanager

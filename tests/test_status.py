@@ -65,7 +65,7 @@ def test_it_advances_while_the_run_goes_and_logs_without_a_terminal(caplog):
 
 
 def test_the_line_says_time_left_and_the_projected_cost():
-    counts = status.Counts(rows=25, rows_failed=1, sent=100, cached=20, in_flight=4, retries=2,
+    counts = status.RunStats(rows=25, rows_failed=1, sent=100, cached=20, in_flight=4, retries=2,
                            prompt_tokens=2_000_000, completion_tokens=500_000)
     assert status.line(counts, 50.0, total=100, prices=(0.15, 0.60)) == (
         "rows 25/100 (1 failed) | requests 100 sent, 20 cached, 4 in flight, 2 retries | tokens 2.0M in, 500k out "
