@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
+import logging
 import os
 import re
 import shutil
@@ -566,9 +567,21 @@ def in_cli_terms(message: str, parser: argparse.ArgumentParser) -> str:
     return _PYTHON_ADVICE.sub(flag, message)
 
 
+def _log_status_lines() -> None:
+    """Without a terminal the live status is a log line every 30 s (and one at the end): show them."""
+    log = logging.getLogger("hf_synth.status")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _log_status_lines()
     handler = _interrupt_main_process_only(os.getpid())
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

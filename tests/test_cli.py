@@ -26,6 +26,9 @@ def test_coevol_command_writes_the_dataset_and_a_summary(server, tmp_path):
     assert "rows: 3, failed: 0" in result.stdout
     assert "accepted rounds: 2: 3" in result.stdout
     assert "calls: 48 (" in result.stdout and "48 requests sent" in result.stdout
+    # no terminal: the live status is a log line (every 30 s, and one at the end)
+    status_line = [line for line in result.stderr.splitlines() if "rows 3/3 |" in line][-1]
+    assert "| requests 48 sent, 0 cached, 0 in flight, 0 retries | tokens" in status_line
 
 
 def test_coevol_command_on_the_multi_turn_sample(server, tmp_path):
