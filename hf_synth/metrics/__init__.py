@@ -17,7 +17,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import datasets
+
 MODULES = ("r2s_dialogue_eval", "r2s_coverage", "coevol_pairwise", "quality_rating", "verb_object_diversity")
+
+
+# The inputs of the two R2S modules: OpenAI-style dialogues and the document each is about.
+DIALOGUES = datasets.Features({"dialogues": datasets.List({"role": datasets.Value("string"),
+                                                          "content": datasets.Value("string")}),
+                               "documents": datasets.Value("string")})
 
 
 def path(name: str) -> str:

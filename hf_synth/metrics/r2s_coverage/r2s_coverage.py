@@ -1,19 +1,14 @@
 """The deterministic coverage of R2S dialogues: the percent of each document's sentences of which at least
 half the content units appear in the replies (`hf_synth.methods.dialogue_eval.dialogue_coverage`); no LLM."""
-import datasets
 import evaluate
 
-from hf_synth.metrics import mean
-
-_FEATURES = datasets.Features({"dialogues": datasets.List({"role": datasets.Value("string"),
-                                                            "content": datasets.Value("string")}),
-                               "documents": datasets.Value("string")})
+from hf_synth.metrics import DIALOGUES, mean
 
 
 class R2SCoverage(evaluate.Measurement):
     def _info(self):
         return evaluate.MeasurementInfo(
-            description=__doc__, citation="", features=_FEATURES,
+            description=__doc__, citation="", features=DIALOGUES,
             inputs_description="dialogues: OpenAI-style messages per dialogue; documents: the document each is "
                                "about. Returns eval_coverage, the mean over the dialogues.")
 

@@ -3,17 +3,13 @@
 import datasets
 import evaluate
 
-from hf_synth.metrics import mean
-
-_FEATURES = datasets.Features({"dialogues": datasets.List({"role": datasets.Value("string"),
-                                                            "content": datasets.Value("string")}),
-                               "documents": datasets.Value("string")})
+from hf_synth.metrics import DIALOGUES, mean
 
 
 class R2SDialogueEval(evaluate.Metric):
     def _info(self):
         return evaluate.MetricInfo(
-            description=__doc__, citation="Hou et al., 2024, arXiv:2407.03040", features=_FEATURES,
+            description=__doc__, citation="Hou et al., 2024, arXiv:2407.03040", features=DIALOGUES,
             inputs_description="dialogues: OpenAI-style messages per dialogue; documents: the document each is "
                                "about; llm: the hf_synth LLM that judges. Returns the mean of each eval_* column.")
 
