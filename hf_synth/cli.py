@@ -16,6 +16,7 @@ from pathlib import Path
 from . import __version__, replies
 from .errors import HFSynthError
 from .llm.config import LLM
+from .llm.structured import DIALECTS
 from .methods import r2s, review_instruct
 from .methods.coevol import MAX_OPTIMIZE_TOKENS, MAX_ROUNDS, MODES
 
@@ -34,6 +35,10 @@ def _llm_arguments(parser: argparse.ArgumentParser, temperature: float = 0.0, ma
     group.add_argument("--no-system-role", dest="system_role", action="store_false",
                        help="for models without a system role: put each system prompt in front of the first user "
                             "turn (CoEvol Appendix A.2)")
+    group.add_argument("--structured", type=_structured, default="auto", metavar="{auto,none,llama.cpp,vllm,sglang,openai}",
+                       help="hold the replies a method parses (verdicts, labelled fields, scores) to their shape by "
+                            "the endpoint's constrained decoding, in its dialect; auto: llama.cpp for the embedded "
+                            "model, none otherwise (docs/structured.md)")
     group.add_argument("--max-concurrency", type=int, default=64,
                        help="requests in flight at most, per replica, for the whole run (divided among --num-proc workers)")
     group.add_argument("--requests-per-minute", type=int, help="a hosted API's request budget for the whole run")
@@ -68,6 +73,12 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
                              "whole result there (the rows that succeeded cost nothing)")
 
 
+def _structured(text: str) -> str | None:
+    if text not in ("auto", "none", *DIALECTS):
+        raise argparse.ArgumentTypeError(f"{text!r}: give auto, none, {', '.join(DIALECTS)}")
+    return None if text == "none" else text
+
+
 def _prices(text: str) -> tuple[float, float]:
     try:
         prompt, completion = (float(part) for part in text.split(","))
@@ -98,7 +109,7 @@ def _llm(args) -> LLM:
                temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed,
                max_concurrency=share(args.max_concurrency), timeout=args.timeout, max_retries=args.max_retries,
                requests_per_minute=share(args.requests_per_minute), tokens_per_minute=share(args.tokens_per_minute),
-               system_role=args.system_role)
+               system_role=args.system_role, structured=args.structured)
 
 
 def _cache(args):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Generator, Union
 
 from .errors import CallFailed, RowError  # noqa: F401  (the vocabulary methods use)
+from .shapes import Shape
 
 
 def system(content: str) -> dict:
@@ -28,16 +29,20 @@ class Chat:
     """One chat-completion request. `agent` names the role that speaks (it picks the role's LLM
     and labels usage); `messages` is the OpenAI-style conversation sent to the model. `whole=False`
     says a reply cut at max_tokens is still usable (a working note, recorded as it is); by default
-    a cut reply fails the request, so half a verdict or half an answer never passes for one."""
+    a cut reply fails the request, so half a verdict or half an answer never passes for one.
+    `shape` is the shape of the reply the method will parse (`shapes.py`); an `LLM` with `structured=`
+    holds the endpoint to it."""
 
     agent: str
     messages: tuple[dict, ...]
     whole: bool = True
+    shape: Shape | None = None
 
-    def __init__(self, agent: str, messages, whole: bool = True):
+    def __init__(self, agent: str, messages, whole: bool = True, shape: Shape | None = None):
         object.__setattr__(self, "agent", agent)
         object.__setattr__(self, "messages", tuple(messages))
         object.__setattr__(self, "whole", whole)
+        object.__setattr__(self, "shape", shape)
 
 
 class Reply(str):

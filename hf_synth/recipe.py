@@ -50,8 +50,8 @@ def transforms(recipe: dict[str, Any], *, api_key_env: str | None = None, cache:
         try:
             key = {name: value for name, value in (("api_key_env", api_key_env), ("model", model),
                                                     ("base_url", base_url)) if value}
-            llm = LLM(**{**step["llm"], **key})
-            llms = {agent: LLM(**{**settings, **key}) for agent, settings in step.get("llms", {}).items()}
+            llm = LLM(**_elsewhere(step["llm"], key))
+            llms = {agent: LLM(**_elsewhere(settings, key)) for agent, settings in step.get("llms", {}).items()}
             per_agent = {"llms": llms} if llms else {}  # judges have one LLM and take no llms=
             built.append(cls(llm, cache=cache, **per_agent, **step.get("options", {})))
         except (KeyError, TypeError, ValueError) as exc:
@@ -59,6 +59,16 @@ def transforms(recipe: dict[str, Any], *, api_key_env: str | None = None, cache:
     if not built:
         raise InputError("the recipe has no steps")
     return built
+
+
+def _elsewhere(settings: dict[str, Any], replaced: dict[str, Any]) -> dict[str, Any]:
+    """An LLM's recorded settings with `replaced` ones; on another endpoint the dialect of constrained
+    decoding is that endpoint's (the default), not the recorded one's."""
+    if {"model", "base_url"} & replaced.keys():
+        settings = {name: value for name, value in settings.items() if name != "structured"}
+    else:
+        settings = {"structured": None, **settings}  # recipes older than `structured` ran unconstrained
+    return {**settings, **replaced}
 
 
 def save(recipe: dict[str, Any], folder) -> Path:

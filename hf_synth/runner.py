@@ -121,14 +121,14 @@ class Runner:
             engines = self._state.engines[llm] = [Engine(llm, url, budget, replica) for replica, url in enumerate(urls)]
         return engines
 
-    async def _complete(self, llm: LLM, messages) -> Completion:
+    async def _complete(self, llm: LLM, chat: Chat) -> Completion:
         """Sends to the replica with the fewest outstanding requests among those that can still serve
         this run; a replica that cannot passes the request on, until none is left."""
         engines = self._engines(llm)
         while True:
             serving = [engine for engine in engines if engine.fatal is None] or engines[:1]
             try:
-                return await min(serving, key=lambda engine: engine.limit.outstanding).complete(messages)
+                return await min(serving, key=lambda engine: engine.limit.outstanding).complete(chat.messages, chat.shape)
             except EndpointError:
                 if all(engine.fatal is not None for engine in engines):
                     raise
@@ -199,10 +199,10 @@ class Runner:
 
     async def _ask(self, chat: Chat, usage: Usage) -> Reply:
         llm = self._llms.get(chat.agent, self._default)
-        key = request_key(llm.identity(), chat.messages)
+        key = request_key(llm.identity(), chat.messages, llm.constraint(chat.shape))
         stored = self._cache.get(key) if self._cache is not None else None
         if stored is None:
-            stored = await self._request_once(key, llm, chat.messages)
+            stored = await self._request_once(key, llm, chat)
         else:
             self._state.stats.cached += 1
         usage.calls += 1
@@ -213,7 +213,7 @@ class Runner:
             raise CallFailed(problem)
         return Reply(stored["text"], stored["finish_reason"])
 
-    async def _request_once(self, key: str, llm: LLM, messages) -> dict:
+    async def _request_once(self, key: str, llm: LLM, chat: Chat) -> dict:
         """Send a request, or wait for the identical one already in flight; store its reply."""
         stats, in_flight = self._state.stats, self._state.in_flight
         if key in in_flight:
@@ -223,7 +223,7 @@ class Runner:
         shared.add_done_callback(lambda future: future.cancelled() or future.exception())  # retrieved
         stats.in_flight += 1
         try:
-            completion = await self._complete(llm, messages)
+            completion = await self._complete(llm, chat)
         except BaseException as error:
             stats.failed += isinstance(error, CallFailed)
             if isinstance(error, asyncio.CancelledError):

@@ -10,12 +10,19 @@ connection drops in the middle of the body); "not_json" (a 200 whose body is an 
 "dict_content" (`content` an object, not text); "parts" (`content` a list of text parts); "empty"
 (empty content); ("finish", "length") (half the reply, cut) and ("finish", "content_filter") (no
 content); ("trickle", "body" | "headers", seconds) (the response written one byte every `seconds`).
+
+Constrained decoding is checked, not performed: a reply to a request that carries a regular expression
+(vLLM's `structured_outputs.regex`, SGLang's `regex`) is recorded in `violations` when it does not
+match it; a request with a JSON-schema `response_format` is answered with `json_reply(messages,
+schema)` as JSON, recorded in `violations` when that object does not fit the schema's keys and enums.
+(A GBNF `grammar` is only recorded: the embedded llama.cpp server is what checks those.)
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -47,6 +54,8 @@ class FakeOpenAI(LoopbackServer):
         self.error_message: str | None = None  # the message of injected HTTP errors
         self.injected: Counter = Counter()  # faults served, by kind
         self.capacity: int | None = None
+        self.json_reply: Callable[[list[dict], dict], dict] | None = None
+        self.violations: list[tuple[str, str]] = []  # (dialect, reply) that broke the request's constraint
         self.in_flight = self.peak_in_flight = 0
         self._random = None
         self._lock = threading.Lock()
@@ -73,6 +82,21 @@ class FakeOpenAI(LoopbackServer):
             if self.capacity is not None and self.in_flight > self.capacity:
                 return ("status", 429, {})
         return None
+
+    def _constrained(self, body: dict, text: str) -> str:
+        schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema")
+        if schema is not None:
+            values = self.json_reply(body["messages"], schema)
+            fits = set(values) == set(schema["required"]) == set(schema["properties"]) and all(
+                values[name] in spec["enum"] for name, spec in schema["properties"].items() if "enum" in spec)
+            text = json.dumps(values)
+            if not fits:
+                self.violations.append(("openai", text))
+            return text
+        regex = body.get("regex") or (body.get("structured_outputs") or {}).get("regex")
+        if regex is not None and not re.fullmatch(regex, text):
+            self.violations.append(("regex", text))
+        return text
 
     # -- handlers
     async def _models(self, request):
@@ -111,7 +135,7 @@ class FakeOpenAI(LoopbackServer):
             await asyncio.sleep(self.latency)
         if fault == "not_json":
             return web.Response(text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
-        text, finish_reason = self.reply(body["messages"]), "stop"
+        text, finish_reason = self._constrained(body, self.reply(body["messages"])), "stop"
         if fault == "empty":
             text = ""
         elif fault and fault[0] == "finish":
@@ -234,7 +258,7 @@ def review_replies(verdict: Callable[[list[dict]], str] = lambda messages: "insu
             return f"As {perspective}: it lacks detail.\nVerdict: {verdict(messages)}"
         if agent == "chairman":
             asked = messages[-1]["content"].split("[Conversation so far]\n", 1)[1].count("User: ")
-            return f"Direction: depth\nReasoning: the answer is thin.\nQuestion: question {asked + 1}"
+            return f"Question: question {asked + 1}\nDirection: depth\nReasoning: the answer is thin."
         if agent == "difficulty":
             return ("easy", "medium", "hard")[min(messages[-1]["content"].count("User: "), 3) - 1] + "\nbecause"
         return "ok"
@@ -262,7 +286,7 @@ def r2s_replies() -> Callable:
             turn = int(last.split("Plan turn ", 1)[1].split(" ", 1)[0])
             found = sentences(document)[(turn - 1) % len(sentences(document))]
             invented = ' "The moon is made of cheese."' if turn == 2 else ""
-            return (f"Dialogue Type: {TYPES[(turn - 1) % len(TYPES)]}\nUser: question {turn}\n"
+            return (f"User: question {turn}\nDialogue Type: {TYPES[(turn - 1) % len(TYPES)]}\n"
                     f"Search: topic {turn}; detail\nFind: \"{found}\"{invented}")
         if agent == "answerer":
             passage = messages[0]["content"].split('- "', 1)[1].split('"', 1)[0] if '- "' in messages[0]["content"] else "none"

@@ -26,10 +26,10 @@ def test_coevol_runs_on_the_embedded_model():
     round_ = row["coevol_trace"][0]
     for field in ("positive", "critical", "positive_free", "critical_free", "suggestions", "edited"):
         assert isinstance(round_[field], str) and round_[field]
-    assert len(round_["verdicts"]) == 2
-    # the small model's verdicts may be unparsable: then they are recorded and the response is kept
-    if None in round_["parsed_verdicts"]:
-        assert row["coevol_output"] == "Because of the ocean." and row["coevol_rounds"] == 0
+    # held to Table 9's format by a llama.cpp grammar (the embedded model's default), every verdict is
+    # read; free, the 135M model writes a readable verdict 0 times in 8 on the README's sample
+    assert [verdict.split("\n")[0] in ("<assistant 1>", "<assistant 2>", "<equal>") for verdict in round_["verdicts"]] == [True, True]
+    assert None not in round_["parsed_verdicts"]
     sent = stats().sent
     again = ds.map(CoEvolTransform(LLM(max_tokens=160, extra_body={"stop": ["\n"]}), max_rounds=1), batched=True)
     assert stats().sent == sent and again.to_list() == out.to_list()

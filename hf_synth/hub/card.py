@@ -154,7 +154,7 @@ def _license_and_language(source, license, language) -> tuple[str, list[str] | N
 def _step(step) -> dict[str, Any]:
     agents = [("the others" if step.llms else "all agents", step.llm), *sorted(step.llms.items())]
     models = [{"agent": agent, "model": llm.model or llm.endpoint_id, "kind": llm.kind, **llm.sampling(),
-               "seed": llm.seed} for agent, llm in agents]
+               "seed": llm.seed, "structured": llm.structured} for agent, llm in agents]
     return {"name": type(step).__name__, "models": models, "prompts": step.prompt_templates(),
             "options_json": json.dumps(step.options(), indent=2, ensure_ascii=False)}
 

@@ -5,7 +5,7 @@ Replies that complete in the same turn of the event loop are written in one tran
 of that turn: as durable as one write per reply, for a fraction of the CPU.
 
 Keyed by a canonical hash of who answers and what was asked (endpoint, model, sampling parameters,
-messages), never by the API key. SQLite in WAL mode lets several `num_proc` workers share it.
+messages, the constraint on the reply's shape), never by the API key. SQLite in WAL mode lets several `num_proc` workers share it.
 
 The cache is never a reason to lose a row: a cache that cannot be opened or written (a read-only
 folder, a path that is a file) stops the run at its start with one sentence (`CacheError`); a file
@@ -37,9 +37,11 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("HF_SYNTH_CACHE") or Path.home() / ".cache" / "hf_synth")
 
 
-def request_key(identity: dict[str, Any], messages) -> str:
-    canonical = json.dumps({"llm": identity, "messages": list(messages)}, sort_keys=True, ensure_ascii=False,
-                           separators=(",", ":"))
+def request_key(identity: dict[str, Any], messages, constraint: dict | None = None) -> str:
+    request = {"llm": identity, "messages": list(messages)}
+    if constraint:  # (absent when None, so that older caches still match)
+        request["constraint"] = constraint
+    canonical = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

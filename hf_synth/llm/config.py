@@ -17,6 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError, EndpointError
 from .secret import Secret
+from . import structured
+from ..shapes import Shape
+from .structured import DIALECTS
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 IDENTITY, SAMPLING, TRANSPORT = "identity", "sampling", "transport"
@@ -68,6 +71,11 @@ class LLM:
     The key is `api_key`, or else the environment variable `api_key_env` (``OPENAI_API_KEY``); it
     belongs to this LLM and reaches forked and spawned workers (see `secret.py`).
 
+    `structured` holds the replies a method parses to their declared shape (a verdict label, labelled
+    fields, a score) by the endpoint's constrained decoding, in its dialect: ``"llama.cpp"``,
+    ``"vllm"``, ``"sglang"`` or ``"openai"`` (see `structured.py`); None sends the paper's prompts
+    alone. The default, ``"auto"``, is ``"llama.cpp"`` for the embedded model and None otherwise.
+
     `system_role=False` is for models without a system role (CoEvol Appendix A.2, e.g. Mixtral): each
     request's system prompt is put in front of its first user turn instead.
 
@@ -92,6 +100,7 @@ class LLM:
     tokens_per_minute: int | None = _field(TRANSPORT, None)
     api_key_env: str = field(default="OPENAI_API_KEY", metadata={"kind": TRANSPORT})
     system_role: bool = _field(IDENTITY, True)
+    structured: str | None = _field(IDENTITY, "auto")
     replicas: tuple[str, ...] = field(init=False, default=(), compare=True, metadata={"kind": "derived"})
 
     def __post_init__(self):
@@ -116,6 +125,11 @@ class LLM:
         if (self.requests_per_minute or 1) < 1 or (self.tokens_per_minute or self.max_tokens) < self.max_tokens:
             raise ConfigError(f"LLM: requests_per_minute must be >= 1 and tokens_per_minute >= max_tokens "
                               f"({self.max_tokens}), since every request counts its max_tokens.")
+        if self.structured not in (None, "auto", *DIALECTS):
+            raise ConfigError(f"LLM(structured={self.structured!r}): give one of {', '.join(map(repr, DIALECTS))}, "
+                              "or None to leave replies unconstrained.")
+        if self.structured == "auto":
+            set_("structured", "llama.cpp" if embedded else None)
         if embedded:
             key = Secret(self.api_key_env, None, False)  # the embedded server takes no key
         elif isinstance(self.api_key, Secret):
@@ -157,6 +171,11 @@ class LLM:
         rest[first] = {**rest[first], "content": f"{system['content']}\n\n{rest[first]['content']}"}
         return rest
 
+    def constraint(self, shape: Shape | None) -> dict | None:
+        """The request-body fields that hold a reply to `shape`, in this endpoint's dialect; None when
+        the request has no shape or this LLM is not `structured`."""
+        return structured.constraint(shape, self.structured) if shape is not None and self.structured else None
+
     def _fields(self, *kinds: str) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata["kind"] in kinds}
 
@@ -171,8 +190,11 @@ class LLM:
         """Everything about this LLM that changes what it answers: keys the request cache and
         the dataset fingerprint. No secret, no concurrency, no timeouts."""
         identity = {"endpoint": self.endpoint_id, "model": self.model, **self.sampling(), "extra_body": self.extra_body}
-        if not self.system_role:  # (absent when True, so that older caches and fingerprints still match)
+        # (absent when default, so that older caches and fingerprints still match)
+        if not self.system_role:
             identity["system_role"] = False
+        if self.structured:
+            identity["structured"] = self.structured
         return identity
 
     def settings(self) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from ..errors import CallFailed, EndpointError
 from .config import LLM, OPENAI_BASE_URL, without_credentials
 from .failures import ENDPOINT, RUN, NotACompletion, RequestTimedOut, classify, describe, reply_text
 from .pacing import AdaptiveLimit, ErrorRate, RateBudget, RetryBudget
+from . import structured
+from ..shapes import Shape
 
 logger = logging.getLogger(__name__)
 
@@ -125,13 +127,13 @@ class Engine:
     def _describe(self, exc: BaseException) -> str:
         return describe(exc, self.llm.timeout, self.llm.api_key.reveal())
 
-    async def complete(self, messages) -> Completion:
-        """The completion of `messages`; `CallFailed` when this request failed for good, `EndpointError`
-        when the endpoint cannot serve this run."""
+    async def complete(self, messages, shape: Shape | None = None) -> Completion:
+        """The completion of `messages`, held to `shape` when the LLM is `structured`; `CallFailed` when
+        this request failed for good, `EndpointError` when the endpoint cannot serve this run."""
         if self.fatal is not None:
             raise self.fatal
         try:
-            completion = await self._complete(messages)
+            completion = await self._complete(messages, shape)
         except EndpointError as error:
             self.fatal = self.fatal or error
             raise self.fatal from None
@@ -158,7 +160,7 @@ class Engine:
         # 429s are paced by the adaptive limit, not spent from the budget
         return failure.rate_limited or self._retry_budget.withdraw()
 
-    async def _complete(self, messages) -> Completion:
+    async def _complete(self, messages, shape: Shape | None) -> Completion:
         client = await self._get_client()
         self._retry_budget.requested()
         retrying = AsyncRetrying(stop=stop_after_attempt(self.llm.max_retries + 1), wait=_wait,
@@ -172,7 +174,7 @@ class Engine:
                         if self.fatal is not None:  # decided while this request waited: do not send it
                             raise self.fatal
                         try:
-                            completion = await self._attempt(client, messages)
+                            completion = await self._attempt(client, messages, shape)
                         except openai.RateLimitError:
                             self.limit.rate_limited(sent_at)
                             raise
@@ -212,11 +214,11 @@ class Engine:
         except (openai.APIError, TimeoutError, json.JSONDecodeError, TypeError, KeyError):
             return []
 
-    async def _attempt(self, client: openai.AsyncOpenAI, messages) -> Completion:
+    async def _attempt(self, client: openai.AsyncOpenAI, messages, shape: Shape | None) -> Completion:
         """One attempt, within the deadline; keeps count of connections that could not be made."""
         try:
             async with asyncio.timeout(self.llm.timeout):
-                response = await self._post(client, messages)
+                response = await self._post(client, messages, self.llm.constraint(shape))
         except TimeoutError:
             raise RequestTimedOut() from None
         except json.JSONDecodeError:  # a 200 that says it is JSON and is cut or garbled
@@ -235,19 +237,22 @@ class Engine:
             self._answered()
             raise
         self._answered()
-        return parse_completion(response)
+        completion = parse_completion(response)
+        if shape is not None and self.llm.structured:
+            completion.text = structured.read(shape, self.llm.structured, completion.text)
+        return completion
 
     def _answered(self) -> None:
         self._cannot_connect = 0
         self._last_answer = time.monotonic()
 
-    async def _post(self, client: openai.AsyncOpenAI, messages):
+    async def _post(self, client: openai.AsyncOpenAI, messages, constraint: dict | None):
         # `post` is the SDK's documented way to send a body as is: `chat.completions.create` spends
         # more CPU validating and converting our already well-formed messages than the request
         # takes on the wire (docs/performance.md).
         return await client.post("/chat/completions", cast_to=object, body={
             "model": self.llm.model or "embedded", "messages": self.llm.messages(messages), **self.llm.sampling(),
-            **self.llm.extra_body})
+            **self.llm.extra_body, **(constraint or {})})
 
 
 def parse_completion(response) -> Completion:

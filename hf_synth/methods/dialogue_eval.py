@@ -10,6 +10,7 @@ from statistics import mean
 
 from . import r2s_prompts as prompts
 from ..protocol import Chat, Protocol, RowError, require_text, system, user
+from ..shapes import Choice, Shape, numbers
 from .grounding import coverage
 from .r2s import MAX_DOCUMENT_CHARS, fit
 
@@ -37,7 +38,8 @@ def evaluate(document, messages: list[dict], evidence: list[str] = (),
     pairs = _pairs(messages)
     dialogue = "\n\n".join(f"Turn {n}\nUser: {q}\nAssistant: {a}" for n, (q, a) in enumerate(pairs, 1))
     judgment = yield Chat("evaluator", [system(prompts.EVALUATOR_ROLE),
-                                        user(prompts.EVALUATE.format(document=document, dialogue=dialogue))])
+                                        user(prompts.EVALUATE.format(document=document, dialogue=dialogue))],
+                       shape=scores_shape(len(pairs)))
     turns, whole, cr = parse_scores(judgment, len(pairs))
     scores = {m: _mean(t[m] for t in turns) for m in TURN_METRICS} | whole
     return Evaluation(turns, scores, cr, dialogue_coverage(document, messages, evidence, max_document_chars),
@@ -65,6 +67,20 @@ def average(scores: dict[str, float | None], cr: float | None) -> float | None:
     if cr is None or any(scores.get(m) is None for m in SCORES):
         return None
     return (sum(scores[m] for m in SCORES) + cr * 5 / 100) / 9
+
+
+_LABELS = {"info": "Info", "ud": "UD", "uf": "UF", "fd": "FD", "fl": "FL", "cs": "CS", "co": "CO", "ia": "IA"}
+
+
+def scores_shape(num_turns: int) -> Shape:
+    """What the evaluator is asked to write (prompts.EVALUATE), and what `parse_scores` reads."""
+    def scores(prefix: str, metrics) -> list:
+        return [part for i, m in enumerate(metrics)
+                for part in (f"{' ' * (i > 0)}{_LABELS[m]}=", Choice(f"{prefix}{m}", numbers(1, 5)))]
+
+    turns = [part for n in range(1, num_turns + 1) for part in (f"Turn {n}: ", *scores(f"turn_{n}_", TURN_METRICS), "\n")]
+    return Shape("dialogue_scores", *turns, "Dialogue: ", *scores("", DIALOGUE_METRICS), " CR=",
+                 Choice("cr", numbers(0, 100)), "%")
 
 
 _NUMBER = r"(\d+(?:\.\d+)?)"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..conversations import transcript
 from ..protocol import Chat, Protocol, system, user
+from ..shapes import Choice, Shape, Text
 
 LABELS = ("easy", "medium", "hard")
 
@@ -25,6 +26,9 @@ medium: needs some specialised knowledge, several steps, or a careful explanatio
 hard: needs expert knowledge, multi-step reasoning, or a nuanced synthesis of several ideas.
 
 Reply with the label alone on the first line (easy, medium or hard), then one sentence of reasons."""
+
+# What the judge is asked to write, and what `parse_label` reads
+SHAPE = Shape("difficulty", Choice("label", LABELS), "\n", Text("reasons"))
 
 _LABEL = re.compile(r"\b(easy|medium|hard)\b", re.IGNORECASE)
 
@@ -46,7 +50,7 @@ def rate(messages: list[dict]) -> Protocol:
     """Rate every user turn, each seen with the conversation before it; the turns are judged in
     parallel. Returns `Ratings`."""
     turns = [i for i, m in enumerate(messages) if m["role"] == "user"]
-    chats = [Chat("judge", [system(ROLE), user(PROMPT.format(conversation=transcript(messages[:i + 1])))])
+    chats = [Chat("judge", [system(ROLE), user(PROMPT.format(conversation=transcript(messages[:i + 1])))], shape=SHAPE)
              for i in turns]
     judgments = list((yield chats)) if chats else []
     return Ratings([parse_label(j) for j in judgments], judgments)

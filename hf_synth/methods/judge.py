@@ -10,6 +10,11 @@ from dataclasses import dataclass
 
 from . import coevol_prompts as prompts
 from ..protocol import Chat, Protocol, system, user
+from ..shapes import Choice, Shape, Text
+
+# What the judge is asked to write (Table 9), and what `parse_verdict` reads
+SHAPE = Shape("pairwise_judgment", Choice("verdict", ["<assistant 1>", "<assistant 2>", "<equal>"]), "\n",
+              Text("explanation"))
 
 _LABEL = re.compile(r"assistant\s*([12])(?!\d)|(equal)", re.IGNORECASE)
 _PREFIX = re.compile(r"^\W*output\s*:", re.IGNORECASE)
@@ -74,7 +79,7 @@ def judge_chats(task: str, request: str, previous: str, edited: str) -> list[Cha
     def ask(first, second):
         prompt = prompts.JUDGE.format(task=task, request=request, first=first, second=second)
         # whole=False: the verdict is the first line; the explanation after it may be cut
-        return Chat("judge", [system(prompts.JUDGE_ROLE), user(prompt)], whole=False)
+        return Chat("judge", [system(prompts.JUDGE_ROLE), user(prompt)], whole=False, shape=SHAPE)
 
     return [ask(previous, edited), ask(edited, previous)]
 

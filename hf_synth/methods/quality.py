@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from ..protocol import Chat, Protocol, require_text, system, user
+from ..shapes import Choice, Shape, Text, numbers
 
 THRESHOLD = 4.5   # AlpaGasus's selection threshold
 SCALE = (0.0, 5.0)
@@ -29,6 +30,9 @@ wrong one; half points are allowed. Write the score alone on the first line, the
 on the following lines, without bias towards length or style."""
 
 INPUT = "\n### Input:\n{input}\n"
+
+# What the rater is asked to write, and what `parse_score` reads
+SHAPE = Shape("quality_rating", Choice("score", numbers(0, 5, 0.5)), "\n", Text("explanation"))
 
 _NUMBER = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)")
 _LABELLED = re.compile(r"score\W*(\d+(?:\.\d+)?)", re.IGNORECASE)
@@ -58,5 +62,5 @@ def rate(instruction, input, response) -> Protocol:
     require_text("response", response)
     context = INPUT.format(input=input) if isinstance(input, str) and input.strip() else ""
     judgment = yield Chat("judge", [system(ROLE), user(PROMPT.format(instruction=instruction, input=context,
-                                                                         response=response))])
+                                                                         response=response))], shape=SHAPE)
     return Rating(parse_score(judgment), judgment)

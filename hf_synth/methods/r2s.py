@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from . import r2s_prompts as prompts
 from ..protocol import Chat, Protocol, RowError, assistant, require_text, system, user
+from ..shapes import Choice, Line, Quoted, Shape
 from .grounding import Span, ground
 
 TURNS = 5
@@ -90,14 +91,14 @@ def chain_of_dialogue(document: str, turns: int) -> Protocol:
     # the flow is a working note the turns read: used even when cut at max_tokens (whole=False)
     flow = (yield Chat("planner", [system(prompts.PLANNER_ROLE), user(prompts.PLANNER.format(
         document=document, turns=turns, types=prompts.TYPE_LIST, characteristics=prompts.CHARACTERISTICS,
-        language=prompts.LANGUAGE))], whole=False)).strip()
+        language=prompts.LANGUAGE))], whole=False, shape=flow_shape(turns))).strip()
     chain: list[Turn] = []
     for number in range(1, turns + 1):
         so_far = [message for turn in chain for message in (user(turn.user), assistant(turn.assistant))]
         prompt = prompts.QUESTIONER.format(
             document=document, flow=flow, dialogue=annotate(chain) or "(not started)", turn=number, turns=turns,
             types=prompts.TYPE_LIST, characteristics=prompts.CHARACTERISTICS, language=prompts.LANGUAGE)
-        plan = parse_block((yield Chat("questioner", [system(prompts.QUESTIONER_ROLE), user(prompt)])))
+        plan = parse_block((yield Chat("questioner", [system(prompts.QUESTIONER_ROLE), user(prompt)], shape=TURN_PLAN)))
         utterance = plan.get("user", "").strip()
         if not utterance:
             raise RowError(f"turn {number}: the questioner's reply held no 'User:' line")
@@ -126,6 +127,18 @@ def fit(document: str, max_chars: int) -> tuple[str, str | None]:
 
 
 # -- reading the model's replies
+
+# What the questioner is asked to write (prompts.QUESTIONER, Figure 2's order), and what `parse_block` reads
+TURN_PLAN = Shape("turn_plan", "User: ", Line("user"), "\nDialogue Type: ", Choice("type", TYPES), "\nSearch: ",
+                  Line("search"), "\nFind: ", Quoted("find"))
+
+
+def flow_shape(turns: int) -> Shape:
+    """What the planner is asked to write (prompts.PLANNER): the purpose, then each turn's type."""
+    lines = [part for n in range(1, turns + 1)
+             for part in (f"\nTurn {n}: ", Choice(f"turn_{n}_type", TYPES), ": ", Line(f"turn_{n}_covers"))]
+    return Shape("logic_flow", "Purpose: ", Line("purpose"), *lines)
+
 
 _LABELS = {"type": r"dialogue\s*types?|types?|对话类型|类型", "user": r"user|用户", "search": r"search|搜索",
            "find": r"find|查找|发现", "assistant": r"assistant|助手"}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from . import review_instruct_prompts as prompts
 from ..conversations import transcript
 from ..protocol import CallFailed, Chat, Protocol, RowError, assistant, require_text, system, user
+from ..shapes import Choice, Line, Shape, Text
 
 ROUNDS = 3          # user turns per conversation, the seed included
 NUM_REVIEWERS = 3
@@ -102,14 +103,15 @@ def _round(messages: list[dict], number: int, last: bool, perspectives, directio
 def _reviewer(number: int, perspective: str, messages: list[dict], direction: str, limit: str) -> Chat:
     prompt = prompts.REVIEW.format(conversation=_render(messages), limit=limit,
                                    verdict=prompts.VERDICT if direction == "majority" else "")
-    return Chat(f"reviewer_{number}",
-                [system(prompts.REVIEWER_ROLE.format(perspective=perspective)), user(prompt)])
+    return Chat(f"reviewer_{number}", [system(prompts.REVIEWER_ROLE.format(perspective=perspective)), user(prompt)],
+                shape=REVIEW_WITH_VERDICT if direction == "majority" else None)
 
 
 def _chairman(messages: list[dict], perspectives, reviews: list[str], direction: str, prescribed: str | None,
               limit: str) -> Chat:
     if not perspectives:
-        guidance, shown, reply_format = prompts.DIRECTION_WITHOUT_REVIEWS, "", prompts.REPLY_QUESTION_ONLY
+        guidance, shown = prompts.DIRECTION_WITHOUT_REVIEWS, ""
+        reply_format, shape = prompts.REPLY_QUESTION_ONLY, CHAIRMAN_QUESTION_ONLY
     else:
         if direction == "majority":
             guidance = prompts.DIRECTION_BY_MAJORITY[prescribed] if prescribed else prompts.DIRECTION_SPLIT
@@ -117,16 +119,20 @@ def _chairman(messages: list[dict], perspectives, reviews: list[str], direction:
             guidance = prompts.DIRECTION_FROM_REVIEWS
         entries = "\n".join(prompts.REVIEW_ENTRY.format(number=i, perspective=p, review=r.strip())
                             for i, (p, r) in enumerate(zip(perspectives, reviews), 1))
-        shown, reply_format = prompts.REVIEWS.format(reviews=entries), prompts.REPLY_WITH_DIRECTION
+        shown = prompts.REVIEWS.format(reviews=entries)
+        reply_format, shape = prompts.REPLY_WITH_DIRECTION, CHAIRMAN_WITH_DIRECTION
     questions = "\n".join(f"- {m['content']}" for m in messages if m["role"] == "user")
     prompt = prompts.CHAIRMAN.format(conversation=_render(messages), reviews=shown, direction=guidance,
                                      earlier_questions=questions, reply_format=reply_format, limit=limit)
-    return Chat("chairman", [system(prompts.CHAIRMAN_ROLE), user(prompt)])
+    return Chat("chairman", [system(prompts.CHAIRMAN_ROLE), user(prompt)], shape=shape)
 
 
 def _render(messages: list[dict]) -> str:
     return prompts.CONVERSATION.format(turns=transcript(messages))
 
+
+# What a reviewer writes with direction="majority" (prompts.VERDICT), and what `parse_verdict` reads
+REVIEW_WITH_VERDICT = Shape("review", Text("review"), "\nVerdict: ", Choice("verdict", ["sufficient", "insufficient"]))
 
 _VERDICT = re.compile(r"verdict\W*(insufficient|not sufficient|sufficient)", re.IGNORECASE)
 
@@ -150,6 +156,12 @@ def majority_direction(verdicts: list[str | None]) -> str | None:
         return "depth"
     return None
 
+
+# What the Chairman is asked to write (prompts.REPLY_WITH_DIRECTION, REPLY_QUESTION_ONLY), and what
+# `parse_chairman` reads
+CHAIRMAN_WITH_DIRECTION = Shape("chairman", "Question: ", Line("question"), "\nDirection: ",
+                                Choice("direction", ["depth", "breadth"]), "\nReasoning: ", Line("reasoning"))
+CHAIRMAN_QUESTION_ONLY = Shape("chairman_question", "Question: ", Line("question"))
 
 _FIELD = re.compile(r"^\W*(direction|reasoning|question)\W*:[\s*_]*", re.IGNORECASE | re.MULTILINE)
 

@@ -16,8 +16,8 @@ from typing import Any, ClassVar, Mapping
 
 import pyarrow as pa
 
-from .. import __version__
-from ..llm import loop
+from .. import __version__, shapes
+from ..llm import loop, structured
 from ..llm.config import LLM
 from ..protocol import Protocol
 from ..runner import Outcome, Runner, stats
@@ -94,7 +94,10 @@ class MapTransform:
     # -- the adapter
     def fingerprint_state(self) -> dict[str, Any]:
         code = hashlib.sha256()
-        for module in self.method_modules:
+        modules = list(self.method_modules)
+        if any(llm.structured for llm in (self.llm, *self.llms.values())):
+            modules += [shapes, structured]  # how replies are held to their shape changes them
+        for module in modules:
             code.update(inspect.getsource(module).encode())
         return {"transform": type(self).__qualname__, "hf_synth": __version__, "code": code.hexdigest(),
                 "options": self.options(), "llm": self.llm.identity(),

@@ -1,0 +1,109 @@
+"""A reply's `Shape` in each endpoint's dialect of constrained decoding, and the reply read back.
+
+- ``"llama.cpp"``: a GBNF grammar (``grammar``), which llama.cpp's server and llama-cpp-python's take;
+- ``"vllm"``: a regular expression (``structured_outputs.regex``, vLLM >= 0.10.2);
+- ``"sglang"``: a regular expression (``regex``);
+- ``"openai"``: a JSON schema (``response_format``, strict). JSON has no notion of a reply's lines, so
+  the model writes the slots as a JSON object and the reply is rendered back to the text the method's
+  parser reads (`Shape.render`); a reply that is not such an object is passed on as it came.
+
+The grammar and the expression admit exactly the replies the shape renders, with two bounds that keep a
+small model from running on to max_tokens inside a slot: a line has at most MAX_LINE characters and a
+slot of quoted passages at most MAX_PASSAGES passages of MAX_PASSAGE characters (JSON schemas bound only
+the number of passages: OpenAI's strict mode takes no string lengths).
+"""
+from __future__ import annotations
+
+import json
+
+from ..shapes import Choice, Line, Quoted, Shape, Text
+
+DIALECTS = ("llama.cpp", "vllm", "sglang", "openai")
+MAX_LINE, MAX_PASSAGE, MAX_PASSAGES = 500, 300, 5
+
+_REGEX_SPECIAL = set(".^$*+?{}[]\\|()")
+
+
+def _regex_literal(text: str) -> str:
+    return "".join("\\n" if c == "\n" else "\\" + c if c in _REGEX_SPECIAL else c for c in text)
+
+
+_PASSAGE = rf'"[^"\n]{{1,{MAX_PASSAGE}}}"'
+_REGEX_SLOT = {Line: rf"[^\n]{{1,{MAX_LINE}}}", Quoted: rf"{_PASSAGE}( {_PASSAGE}){{0,{MAX_PASSAGES - 1}}}",
+               Text: r"[\s\S]*"}
+
+
+def regex(shape: Shape) -> str:
+    out = []
+    for part in shape.parts:
+        if isinstance(part, str):
+            out.append(_regex_literal(part))
+        elif isinstance(part, Choice):
+            out.append("(" + "|".join(_regex_literal(option) for option in part.options) + ")")
+        else:
+            out.append(_REGEX_SLOT[type(part)])
+    return "".join(out)
+
+
+def _gbnf_literal(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+_GBNF_SLOT = {Line: "line", Quoted: "quoted", Text: "text"}
+_GBNF_RULES = {"line": rf"[^\n]{{1,{MAX_LINE}}}", "quoted": rf'passage (" " passage){{0,{MAX_PASSAGES - 1}}}',
+               "passage": rf'"\"" [^"\n]{{1,{MAX_PASSAGE}}} "\""', "text": r"[^\x00]*"}
+
+
+def gbnf(shape: Shape) -> str:
+    items, used = [], set()
+    for part in shape.parts:
+        if isinstance(part, str):
+            items.append(_gbnf_literal(part))
+        elif isinstance(part, Choice):
+            items.append("(" + " | ".join(_gbnf_literal(option) for option in part.options) + ")")
+        else:
+            rule = _GBNF_SLOT[type(part)]
+            used.update({rule, "passage"} if rule == "quoted" else {rule})
+            items.append(rule)
+    rules = [f"root ::= {' '.join(items)}"] + [f"{rule} ::= {_GBNF_RULES[rule]}" for rule in sorted(used)]
+    return "\n".join(rules) + "\n"
+
+
+def json_schema(shape: Shape) -> dict:
+    def slot(part) -> dict:
+        if isinstance(part, Choice):
+            return {"type": "string", "enum": list(part.options)}
+        if isinstance(part, Quoted):
+            return {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": MAX_PASSAGES}
+        return {"type": "string"}
+
+    names = [part.name for part in shape.slots]
+    return {"type": "object", "properties": {part.name: slot(part) for part in shape.slots}, "required": names,
+            "additionalProperties": False}
+
+
+def constraint(shape: Shape, dialect: str) -> dict:
+    """The request-body fields that hold a reply to `shape` in `dialect`."""
+    if dialect == "llama.cpp":
+        return {"grammar": gbnf(shape)}
+    if dialect == "vllm":
+        return {"structured_outputs": {"regex": regex(shape)}}
+    if dialect == "sglang":
+        return {"regex": regex(shape)}
+    if dialect == "openai":
+        return {"response_format": {"type": "json_schema", "json_schema": {
+            "name": shape.name, "strict": True, "schema": json_schema(shape)}}}
+    raise ValueError(f"unknown dialect {dialect!r}; one of {', '.join(DIALECTS)}")
+
+
+def read(shape: Shape, dialect: str, text: str) -> str:
+    """The reply as the method's parser reads it: a JSON object's slots rendered as the shape's text."""
+    if dialect != "openai":
+        return text
+    try:
+        values = json.loads(text)
+    except (TypeError, ValueError):
+        return text
+    if not isinstance(values, dict):
+        return text
+    return shape.render(values)
