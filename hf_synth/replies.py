@@ -15,7 +15,7 @@ from collections import Counter
 import pandas as pd
 
 ADVICE = ("Replies that could not be read or were cut leave rows marked, verdicts undecided or scores empty: "
-          "a larger model, a higher max_tokens, or structured replies where the endpoint supports them help.")
+          "a larger model, a higher max_tokens, or LLM(structured=...) where the endpoint constrains decoding help.")
 
 # `<prefix>_error` texts that say which agent's reply was unusable
 _UNUSABLE = re.compile(r"the (\w+)'s reply (was cut|was empty|was withheld)|the endpoint's content filter withheld the (\w+)'s")

@@ -1,9 +1,10 @@
 """Make the small runs the sample dataset cards (and notebooks) are built from, on the embedded model
-(SmolLM2-135M-Instruct, llama.cpp): ReviewInstruct over 6 Alpaca seeds (3 rounds, 3 reviewers, with
-difficulty labels); `r2s` makes an R2S run over 4 shipped documents (3 turns, with the nine-metric
-evaluation), which is not shipped: the 135M model follows none of R2S's formats (4 of 4 rows failed,
-with 256 and 512 tokens, with and without a stop sequence). Each run is written to notebooks/data/ as
-Parquet with its recipe beside it. About two minutes on 2 cores.
+(SmolLM2-135M-Instruct, llama.cpp): `review`, ReviewInstruct over 6 Alpaca seeds (3 rounds, 3 reviewers,
+with difficulty labels), made with free replies before structured replies existed and kept so; `r2s`,
+R2S over 4 shipped documents (3 turns, with the nine-metric evaluation), with structured replies (the
+embedded model's default): free, the 135M model follows none of R2S's formats (4 of 4 rows failed, with
+256 and 512 tokens, with and without a stop sequence). Each run is written to notebooks/data/ as Parquet
+with its recipe beside it. Two to three minutes each on 2 cores.
 
     python scripts/make_sample_runs.py [review] [r2s]
 
@@ -40,12 +41,12 @@ def run(name: str, source: str, rows: list[int], steps) -> None:
 
 def main() -> None:
     which = sys.argv[1:] or ["review"]
-    llm = LLM(temperature=0.1, max_tokens=256, seed=1)
+    llm = LLM(temperature=0.1, max_tokens=256, seed=1, structured=None)
     if "review" in which:
         run("review_instruct_embedded", "alpaca_sample.jsonl", list(range(6)),
             [ReviewInstructTransform(llm, rounds=3, num_reviewers=3), DifficultyTransform(llm)])
     if "r2s" in which:
-        llm = LLM(max_tokens=256, seed=1, extra_body={"stop": ["\n\n"]})  # a 135M model runs on past its fields
+        llm = LLM(max_tokens=512, seed=1)
         run("r2s_embedded", "documents_sample.jsonl", [0, 1, 6, 7],
             [R2STransform(llm, turns=3), DialogueEvalTransform(llm)])
 

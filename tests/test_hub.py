@@ -235,7 +235,7 @@ def test_the_sample_cards_are_what_the_script_renders_today():
     spec = importlib.util.spec_from_file_location("render_sample_cards", root / "scripts" / "render_sample_cards.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    assert script.names() == ["coevol_embedded", "review_instruct_embedded"]
+    assert script.names() == ["coevol_embedded", "r2s_embedded", "review_instruct_embedded"]
     for name in script.names():
         shipped = (root / "dataset_cards" / "samples" / f"{name}.md").read_text(encoding="utf-8")
         assert script.render(name) == shipped, f"{name}: run python scripts/render_sample_cards.py"
