@@ -64,6 +64,12 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=_count, help="only the first N rows")
     parser.add_argument("--batch-size", type=int, default=64, help="rows run concurrently per map batch")
     parser.add_argument("--num-proc", type=int, help="worker processes for Dataset.map")
+    parser.add_argument("--ray", metavar="ADDRESS",
+                        help="run on a Ray cluster instead of Dataset.map: its address (auto, ray://head:10001), or "
+                             "local to start one on this machine, listening on 127.0.0.1 only (needs the [ray] extra; "
+                             "docs/scale-out.md)")
+    parser.add_argument("--ray-actors", type=int, default=2,
+                        help="with --ray: actors that run the transform; the LLM limits are divided among them")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="also publish the result with a dataset card, e.g. me/alpaca-coevol")
     parser.add_argument("--prices", type=_prices, metavar="IN,OUT",
                         help="US$ per million input and output tokens, to show the cost as the run goes "
@@ -147,6 +153,9 @@ def _run(args, steps, title: str):
             dataset = with_empty_outputs(dataset, steps)  # Dataset.map skips an empty dataset
         else:
             for step in steps:
+                if getattr(args, "ray", None):
+                    dataset = _on_ray(args, dataset, step)
+                    continue
                 dataset = dataset.map(step, batched=True, batch_size=args.batch_size, num_proc=args.num_proc,
                                       desc=type(step).__name__.removesuffix("Transform"))
             if _reused(dataset, wall_started):
@@ -165,6 +174,17 @@ def _run(args, steps, title: str):
     if args.push_to_hub:
         _publish(dataset, recipe, args.push_to_hub, args)
     return dataset
+
+
+def _on_ray(args, dataset, step):
+    if args.ray == "local":  # read by Ray when it is imported: a local cluster on 127.0.0.1 only
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    try:
+        from . import ray as on_ray
+    except ImportError:
+        raise HFSynthError('--ray needs Ray: pip install "hf_synth[ray]"') from None
+    on_ray.connect(args.ray)
+    return on_ray.to_datasets(on_ray.run(dataset, step, actors=args.ray_actors, batch_size=args.batch_size))
 
 
 def _retry_failed(args, steps, rows: int):

@@ -1,0 +1,229 @@
+"""hf_synth.ray on a local Ray cluster bound to loopback: the same output as Dataset.map, one budget for
+the job, keys that reach the workers without being written, our errors as ours."""
+import ipaddress
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # before Ray is imported: every listener on 127.0.0.1
+os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+
+import datasets  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+import pytest  # noqa: E402
+from fake_openai import FakeOpenAI, coevol_replies, prefer_edit  # noqa: E402
+
+import hf_synth  # noqa: E402
+from hf_synth import LLM, CoEvolTransform  # noqa: E402
+from hf_synth.errors import EndpointError  # noqa: E402
+
+ray = pytest.importorskip("ray")
+from hf_synth.ray import run  # noqa: E402
+
+pytestmark = pytest.mark.ray
+
+MULTITURN = Path(hf_synth.__file__).parent / "data" / "multiturn_sample.jsonl"
+ROWS = datasets.Dataset.from_dict({"instruction": [f"Name colour {i}." for i in range(12)],
+                                   "output": [f"Colour {i}." for i in range(12)]})
+
+
+def listening() -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket listening on this machine, IPv4 and IPv6."""
+    found = set()
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A":
+                address, port = local.split(":")
+                raw = bytes.fromhex(address)
+                if family == socket.AF_INET:
+                    raw = raw[::-1]
+                else:  # four little-endian 32-bit words
+                    raw = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                found.add((socket.inet_ntop(family, raw), int(port, 16)))
+    return found
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    before = listening()
+    temp = tmp_path_factory.mktemp("ray")
+    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(temp), log_to_driver=False,
+             configure_logging=False)
+    yield {"opened": listening() - before, "temp": temp}
+    ray.shutdown()
+
+
+@pytest.fixture
+def fake():
+    with FakeOpenAI(coevol_replies(prefer_edit)) as server:
+        yield server
+
+
+def test_every_ray_listener_is_on_loopback(cluster):
+    opened = cluster["opened"]
+    assert opened  # the GCS, the raylet, the object manager...
+    assert all(loopback(address) for address, _ in opened), opened
+
+
+def loopback(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    return (getattr(ip, "ipv4_mapped", None) or ip).is_loopback
+
+
+def test_output_equals_dataset_map_and_a_rerun_makes_no_requests(cluster, fake, tmp_path):
+    transform = CoEvolTransform(LLM(model="fake-model", base_url=fake.url), max_rounds=2)
+    expected = ROWS.map(transform, batched=True, batch_size=4).to_list()
+    sent = len(fake.requests)
+    assert sent == 12 * 16
+    out = run(ROWS, transform, batch_size=4)
+    assert arrow(out).to_pylist() == expected
+    assert len(fake.requests) == sent  # the actors answered every request from the shared cache
+    conversations = datasets.load_dataset("json", data_files=str(MULTITURN), split="train")
+    multi = CoEvolTransform(LLM(model="fake-model", base_url=fake.url), max_rounds=1, max_turns=1)
+    expected = conversations.map(multi, batched=True).to_list()
+    for batch_format in ("pyarrow", "pandas", "numpy"):  # Ray Data's own map_batches, each batch format
+        got = ray.data.from_arrow(conversations.data.table).map_batches(multi, batch_format=batch_format).take_all()
+        assert [pd_plain(row["coevol_messages"]) for row in got] == [row["coevol_messages"] for row in expected]
+
+
+def arrow(dataset):
+    """A materialized Ray dataset as one Arrow table, in order."""
+    import pyarrow as pa
+
+    return pa.concat_tables(ray.get(dataset.to_arrow_refs()))
+
+
+def pd_plain(value):
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return [pd_plain(v) for v in value.tolist()]
+    if isinstance(value, list):
+        return [pd_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: pd_plain(v) for k, v in value.items()}
+    return value
+
+
+def test_each_actor_gets_its_share_of_every_limit_and_the_keys_apart():
+    from hf_synth.ray import for_actors
+
+    judge = LLM(model="judge-model", base_url=["http://127.0.0.1:9/v1", "http://127.0.0.1:10/v1"], max_concurrency=9)
+    llm = LLM(model="m", base_url="http://127.0.0.1:9/v1", api_key="sk-share-1234", max_concurrency=5,
+              requests_per_minute=100, tokens_per_minute=5000, max_tokens=1000)
+    shared, keys = for_actors(CoEvolTransform(llm, llms={"judge": judge}), actors=3)
+    assert (shared.llm.max_concurrency, shared.llm.requests_per_minute, shared.llm.tokens_per_minute) == (1, 33, 1666)
+    assert shared.llms["judge"].max_concurrency == 3 and shared.llms["judge"].replicas == judge.replicas
+    assert shared.llm.identity() == llm.identity()  # the same requests: the same cache and fingerprint
+    assert keys == {llm.api_key.env: "sk-share-1234"} and "sk-share-1234" not in repr(shared.__dict__)
+    assert Path(shared.cache).is_absolute()
+    _, none = for_actors(CoEvolTransform(LLM(model="m", base_url="http://127.0.0.1:9/v1", tokens_per_minute=1500)), 4)
+    assert none == {}
+    floor, _ = for_actors(CoEvolTransform(LLM(model="m", base_url="http://127.0.0.1:9/v1", tokens_per_minute=1500)), 4)
+    assert floor.llm.tokens_per_minute == 1000  # never below one request's max_tokens
+
+
+def test_the_job_has_one_concurrency_limit_however_many_actors(cluster):
+    with FakeOpenAI(coevol_replies(prefer_edit), latency=0.05) as server:
+        llm = LLM(model="fake-model", base_url=server.url, max_concurrency=4)
+        rows = datasets.concatenate_datasets([ROWS, ROWS.map(lambda row: {"output": row["output"] + "!"})])
+        out = run(rows, CoEvolTransform(llm, max_rounds=1), actors=2, batch_size=3)
+        assert out.count() == 24 and len(server.requests) == 24 * 8
+        assert server.peak_in_flight <= 4  # each of the 2 actors sends at most 2 at once
+
+
+def test_keys_reach_the_workers_and_nothing_is_written(cluster, tmp_path):
+    key = "sk-ray-test-4f9c2b7d1e"
+    with FakeOpenAI(coevol_replies(prefer_edit), api_key=key) as server:
+        out = run(ROWS.select(range(2)), CoEvolTransform(LLM(model="fake-model", base_url=server.url, api_key=key),
+                                                        max_rounds=1), output=str(tmp_path / "out"))
+        assert out is None and len(server.requests) == 16
+    written = pq.read_table(str(tmp_path / "out")).to_pylist()
+    assert [row["coevol_error"] for row in written] == [None, None]
+    for path in [*Path(cluster["temp"]).rglob("*"), *tmp_path.rglob("*")]:
+        if path.is_file() and not path.is_socket():
+            assert key.encode() not in path.read_bytes(), path
+
+
+def test_an_endpoint_error_reaches_the_caller_as_itself_in_one_sentence(cluster):
+    with FakeOpenAI(coevol_replies(prefer_edit), api_key="the-right-key") as server:
+        transform = CoEvolTransform(LLM(model="fake-model", base_url=server.url, api_key="a-wrong-key"), max_rounds=1)
+        with pytest.raises(EndpointError) as raised:
+            run(ROWS.select(range(2)), transform)
+    message = str(raised.value)
+    assert message.startswith(f"{server.url.rstrip('/')} rejected the API key (401)") and "\n" not in message
+    assert type(raised.value) is EndpointError
+
+
+def test_a_block_of_failed_rows_writes_typed_parquet_after_a_repartition(cluster, fake, tmp_path):
+    bad = datasets.Dataset.from_dict({"instruction": [None, "", None, "  "], "output": ["a", "b", None, "d"]})
+    mapped = ray.data.from_arrow(bad.data.table).repartition(4)
+    run(mapped, CoEvolTransform(LLM(model="fake-model", base_url=fake.url), max_rounds=1), batch_size=1,
+        output=str(tmp_path / "out"))
+    table = pq.read_table(str(tmp_path / "out"))
+    assert table.num_rows == 4 and str(table.schema.field("coevol_output").type) == "string"
+    assert all(error.startswith("instruction is") for error in table.column("coevol_error").to_pylist())
+    assert len(fake.requests) == 0
+
+
+def test_the_cli_runs_a_method_on_a_local_cluster(fake, tmp_path):
+    import subprocess
+    import sys
+
+    sample = Path(hf_synth.__file__).parent / "data" / "alpaca_sample.jsonl"
+    common = ["coevol", str(sample), "--limit", "4", "--max-rounds", "1", "--model", "m", "--base-url", fake.url]
+    here = subprocess.run([sys.executable, "-m", "hf_synth.cli", *common, "--output", str(tmp_path / "here")],
+                          capture_output=True, text=True, timeout=300)
+    assert here.returncode == 0, here.stderr
+    sent = len(fake.requests)
+    ray_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # (Ray's socket paths must be short)
+    try:
+        on_ray = subprocess.run([sys.executable, "-m", "hf_synth.cli", *common, "--output", str(tmp_path / "ray_out"),
+                                 "--ray", "local"], capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "RAY_TMPDIR": ray_dir})
+    finally:
+        shutil.rmtree(ray_dir, ignore_errors=True)
+    assert on_ray.returncode == 0, on_ray.stderr
+    assert datasets.load_from_disk(str(tmp_path / "ray_out")).to_list() == \
+        datasets.load_from_disk(str(tmp_path / "here")).to_list()
+    assert len(fake.requests) == sent == 4 * 8  # the actors found every reply in the request cache
+    assert "rows: 4, failed: 0" in on_ray.stdout
+
+
+def actor_pids() -> list[int]:
+    """Processes of the actors that run a transform (Ray names them after the UDF)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and b"MapBatches(_Worker)" in (proc / "cmdline").read_bytes():
+                pids.append(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_an_actor_killed_mid_job_costs_only_its_requests_in_flight(cluster):
+    import signal
+    import threading
+
+    killed = []
+
+    def kill_one_actor(body):
+        with lock:
+            if len(server.requests) == 40 and not killed:
+                pid = actor_pids()[0]
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+        return None
+
+    lock = threading.Lock()
+    with FakeOpenAI(coevol_replies(prefer_edit), latency=0.05) as server:
+        server.fault_for = kill_one_actor
+        llm = LLM(model="fake-model", base_url=server.url, max_concurrency=4)
+        out = run(ROWS, CoEvolTransform(llm, max_rounds=1), actors=2, batch_size=3)
+        assert killed and arrow(out).column("coevol_error").to_pylist() == [None] * 12
+        # 96 requests for the job; the killed actor had at most 2 in flight (its half of 4), sent again
+        assert 96 <= len(server.requests) <= 96 + 2, len(server.requests)
