@@ -70,6 +70,9 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
                              "docs/scale-out.md)")
     parser.add_argument("--ray-actors", type=int, default=2,
                         help="with --ray: actors that run the transform; the LLM limits are divided among them")
+    parser.add_argument("--ray-checkpoint", metavar="URI",
+                        help="with --ray: keep every finished batch in this folder or fsspec URI (s3://..., on "
+                             "storage every node sees), so that a re-run of the job on any node is free")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="also publish the result with a dataset card, e.g. me/alpaca-coevol")
     parser.add_argument("--prices", type=_prices, metavar="IN,OUT",
                         help="US$ per million input and output tokens, to show the cost as the run goes "
@@ -184,7 +187,8 @@ def _on_ray(args, dataset, step):
     except ImportError:
         raise HFSynthError('--ray needs Ray: pip install "hf_synth[ray]"') from None
     on_ray.connect(args.ray)
-    return on_ray.to_datasets(on_ray.run(dataset, step, actors=args.ray_actors, batch_size=args.batch_size))
+    return on_ray.to_datasets(on_ray.run(dataset, step, actors=args.ray_actors, batch_size=args.batch_size,
+                                         checkpoint=args.ray_checkpoint))
 
 
 def _retry_failed(args, steps, rows: int):

@@ -25,7 +25,8 @@ output being what `Dataset.map` gives. What makes that safe on a real cluster:
   arguments, which Ray Data keeps in the object store, which spills to disk.
 - **Errors in one sentence.** An `EndpointError` (or any other `HFSynthError`) raised in an actor is
   raised to the caller as itself, not as a Ray exception wrapping a traceback.
-- **A re-run is free on one node:** the actors share the node's request cache (the driver's cache folder).
+- **A re-run is free.** On one node the actors share the node's request cache (the driver's cache
+  folder); on several, `checkpoint=` keeps every finished batch on storage all nodes see (`checkpoint.py`).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from typing import Any
 
 import ray
 
+from .checkpoint import Checkpoint
 from .errors import HFSynthError
 from .llm.cache import default_cache_dir
 from .llm.config import LLM
@@ -61,14 +63,17 @@ class _Keys:
 
 class _Worker:
     """One actor: the transform, applied to Arrow batches, with the keys put in the actor's environment
-    where the LLMs' `Secret`s look for them."""
+    where the LLMs' `Secret`s look for them, and each finished batch kept in `checkpoint` if given."""
 
-    def __init__(self, transform: MapTransform, keys):
+    def __init__(self, transform: MapTransform, keys, checkpoint: str | None):
         os.environ.update(ray.get(keys.get.remote()))
         self.transform = transform
+        self.checkpoint = Checkpoint(checkpoint, transform) if checkpoint else None
 
     def __call__(self, table):
-        return self.transform(table)
+        if self.checkpoint is None:
+            return self.transform(table)
+        return self.checkpoint.get(table) or self.checkpoint.put(table, self.transform(table))
 
 
 def _share(llm: LLM, actors: int) -> LLM:
@@ -97,15 +102,17 @@ def for_actors(transform: MapTransform, actors: int) -> tuple[MapTransform, dict
 
 
 def map_batches(dataset, transform: MapTransform, *, actors: int = ACTORS, batch_size: int = BATCH_SIZE,
-                num_cpus: float = ACTOR_CPUS):
+                num_cpus: float = ACTOR_CPUS, checkpoint: str | None = None):
     """The lazy `ray.data.Dataset` of `dataset` (a `ray.data.Dataset` or a `datasets.Dataset`) with
-    `transform`'s columns. Errors surface when it is consumed, as Ray's; `run` raises ours."""
+    `transform`'s columns. `checkpoint`: a folder or URI on storage every node sees (`Checkpoint`).
+    Errors surface when it is consumed, as Ray's; `run` raises ours."""
     if not isinstance(transform, MapTransform):
         raise TypeError(f"hf_synth.ray runs hf_synth transforms, not {type(transform).__name__}")
     if type(dataset).__module__.startswith("datasets"):
         dataset = from_datasets(dataset, rows_per_block=max(batch_size, -(-len(dataset) // (4 * actors))))
     shared, keys = for_actors(transform, actors)
-    return dataset.map_batches(_Worker, fn_constructor_args=(shared, _Keys.remote(keys)), batch_format="pyarrow",
+    return dataset.map_batches(_Worker, fn_constructor_args=(shared, _Keys.remote(keys), checkpoint),
+                               batch_format="pyarrow",
                                batch_size=batch_size, concurrency=actors, num_cpus=num_cpus)
 
 
@@ -119,7 +126,8 @@ def from_datasets(dataset, rows_per_block: int):
 def run(dataset, transform: MapTransform, *, output: str | None = None, **options) -> Any:
     """Run `transform` over `dataset` in the input's order: returns the materialized `ray.data.Dataset`,
     or writes Parquet files to `output` (a local folder or any `pyarrow` filesystem URI) and returns
-    None. An `HFSynthError` raised in an actor is raised here as itself. `options`: see `map_batches`."""
+    None. An `HFSynthError` raised in an actor is raised here as itself. `options`: `actors`,
+    `batch_size`, `num_cpus`, `checkpoint` (see `map_batches`)."""
     context = ray.data.DataContext.get_current()
     saved = context.execution_options.preserve_order, context.raise_original_map_exception
     # in order, and an actor's own exception rather than Ray Data's UserCodeException (which loses it)

@@ -182,7 +182,8 @@ def test_the_cli_runs_a_method_on_a_local_cluster(fake, tmp_path):
     ray_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # (Ray's socket paths must be short)
     try:
         on_ray = subprocess.run([sys.executable, "-m", "hf_synth.cli", *common, "--output", str(tmp_path / "ray_out"),
-                                 "--ray", "local"], capture_output=True, text=True, timeout=300,
+                                 "--ray", "local", "--ray-checkpoint", str(tmp_path / "batches")],
+                                capture_output=True, text=True, timeout=300,
                                 env={**os.environ, "RAY_TMPDIR": ray_dir})
     finally:
         shutil.rmtree(ray_dir, ignore_errors=True)
@@ -191,6 +192,7 @@ def test_the_cli_runs_a_method_on_a_local_cluster(fake, tmp_path):
         datasets.load_from_disk(str(tmp_path / "here")).to_list()
     assert len(fake.requests) == sent == 4 * 8  # the actors found every reply in the request cache
     assert "rows: 4, failed: 0" in on_ray.stdout
+    assert len(list((tmp_path / "batches").rglob("*.arrow"))) >= 1
 
 
 def actor_pids() -> list[int]:
@@ -227,3 +229,23 @@ def test_an_actor_killed_mid_job_costs_only_its_requests_in_flight(cluster):
         assert killed and arrow(out).column("coevol_error").to_pylist() == [None] * 12
         # 96 requests for the job; the killed actor had at most 2 in flight (its half of 4), sent again
         assert 96 <= len(server.requests) <= 96 + 2, len(server.requests)
+
+
+def test_a_checkpoint_makes_a_rerun_free_on_any_node_and_follows_the_fingerprint(cluster, fake, tmp_path):
+    shared = f"file://{tmp_path / 'shared'}"  # stands in for storage every node sees
+    llm = LLM(model="fake-model", base_url=fake.url)
+    first = arrow(run(ROWS, CoEvolTransform(llm, max_rounds=1, cache=False), batch_size=3, checkpoint=shared))
+    assert len(fake.requests) == 12 * 8
+    stored = sorted((tmp_path / "shared").rglob("*.arrow"))
+    assert len(stored) == 4  # one per batch of 3 rows
+    # another node: no request cache of its own, and the checkpoint answers every batch
+    again = arrow(run(ROWS, CoEvolTransform(llm, max_rounds=1, cache=False), batch_size=3, checkpoint=shared))
+    assert again.to_pylist() == first.to_pylist() and len(fake.requests) == 12 * 8
+    # a damaged batch runs again; other options are another transform: nothing of it is reused
+    stored[0].write_bytes(b"not arrow")
+    run(ROWS, CoEvolTransform(llm, max_rounds=1, cache=False), batch_size=3, checkpoint=shared)
+    assert len(fake.requests) == 12 * 8 + 3 * 8
+    before = len(fake.requests)
+    edited = arrow(run(ROWS, CoEvolTransform(llm, max_rounds=1, mode="edit", cache=False), batch_size=3,
+                       checkpoint=shared))
+    assert len(fake.requests) - before == sum(u["calls"] for u in edited.column("coevol_usage").to_pylist()) >= 12
