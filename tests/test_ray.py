@@ -192,6 +192,7 @@ def test_the_cli_runs_a_method_on_a_local_cluster(fake, tmp_path):
         datasets.load_from_disk(str(tmp_path / "here")).to_list()
     assert len(fake.requests) == sent == 4 * 8  # the actors found every reply in the request cache
     assert "rows: 4, failed: 0" in on_ray.stdout
+    assert "this run: 0 requests sent, 32 from cache" in on_ray.stdout  # the actors' counts reach the summary
     assert len(list((tmp_path / "batches").rglob("*.arrow"))) >= 1
 
 
