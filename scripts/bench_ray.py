@@ -51,11 +51,13 @@ def main() -> None:
         os.environ["HF_SYNTH_CACHE"] = tempfile.mkdtemp(prefix="hf_synth_bench_ray_")
         started = time.perf_counter()
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        up = time.perf_counter()
-        run(dataset, CoEvolTransform(llm), actors=2, batch_size=batch)
-        done = time.perf_counter()
-        ray.shutdown()
+        try:
+            ray.data.DataContext.get_current().enable_progress_bars = False
+            up = time.perf_counter()
+            run(dataset, CoEvolTransform(llm), actors=2, batch_size=batch)
+            done = time.perf_counter()
+        finally:
+            ray.shutdown()
         rows.append(["hf_synth.ray.run, 2 actors, with start-up", done - started, args.rows / (done - started)])
         rows.append(["hf_synth.ray.run, 2 actors, once started", done - up, args.rows / (done - up)])
     print(f"{args.rows} rows × 24 calls, latency {args.latency} s, concurrency {args.concurrency} for the job; "
