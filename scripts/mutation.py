@@ -8,7 +8,12 @@ writes a `mutants/` folder beside the code), takes about an hour and a half on 2
 part of CI.
 
     pip install "mutmut>=3.8,<4"
-    python scripts/mutation.py [--max-children 2] [--keep DIR]
+    python scripts/mutation.py [--max-children 2] [--keep DIR] [--memory-limit-gib 3]
+
+With --keep DIR the results stay in DIR, and running the script again with the same DIR resumes where
+it stopped (mutmut keeps each mutant's verdict): the whole run can be spread over several sittings.
+Some mutants make the tests allocate memory without bound (one reached 20 GiB): any process of the run
+that passes --memory-limit-gib is killed (mutmut then says "segfault"); those mutants are reported apart.
 
 Prints the share of mutants killed and the survivors by function (docs/testing.md discusses them).
 """
@@ -16,11 +21,14 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,19 +38,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once")
     parser.add_argument("--keep", help="run in this folder and keep it (default: a temporary one)")
+    parser.add_argument("--memory-limit-gib", type=float, default=3.0, help="kill a mutant's tests past this")
     args = parser.parse_args()
     folder = Path(args.keep or tempfile.mkdtemp(prefix="hf_synth_mutation_"))
     if not (folder / "pyproject.toml").exists():
         subprocess.run(["git", "clone", "-q", str(ROOT), str(folder)], check=True)
+    stop = threading.Event()
+    threading.Thread(target=guard, args=(args.memory_limit_gib, stop), daemon=True).start()
     try:
         subprocess.run(["mutmut", "run", "--max-children", str(args.max_children)], cwd=folder, check=False,
                        stdout=subprocess.DEVNULL)
+        stop.set()
         results = subprocess.run(["mutmut", "results", "--all", "true"], cwd=folder, capture_output=True,
                                  text=True).stdout
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
     print(summary(results))
+
+
+def guard(limit_gib: float, stop: threading.Event) -> None:
+    """Kill any mutmut process (a mutant under test: mutmut forks one per mutant) whose resident memory
+    passes `limit_gib`; mutmut limits a mutant's CPU time, not its memory."""
+    while not stop.wait(2):
+        for proc in Path("/proc").iterdir():
+            try:
+                if not proc.name.isdigit() or b"mutmut" not in (proc / "cmdline").read_bytes():
+                    continue
+                rss_kib = next(int(line.split()[1]) for line in (proc / "status").read_text().splitlines()
+                               if line.startswith("VmRSS:"))
+                if rss_kib > limit_gib * 2**20:
+                    os.kill(int(proc.name), signal.SIGKILL)
+            except (OSError, StopIteration, ValueError):
+                continue
 
 
 def summary(results: str) -> str:
@@ -62,6 +90,7 @@ def summary(results: str) -> str:
     lines = [f"mutants: {sum(outcomes.values())} — " + ", ".join(f"{k}: {v}" for k, v in outcomes.most_common()),
              f"killed: {outcomes['killed'] + outcomes['timeout']} of the {tested} that a test ran against "
              f"({(outcomes['killed'] + outcomes['timeout']) / tested:.1%})" if tested else "no mutant was tested",
+             f"stopped for running out of memory (not counted above): {outcomes['segfault']}",
              "survivors by function:"]
     lines += [f"  {count:3d}  {name}" for name, count in survivors.most_common()]
     return "\n".join(lines)
