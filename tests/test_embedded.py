@@ -50,9 +50,9 @@ def test_review_instruct_runs_on_the_embedded_model():
             assert row["review_usage"]["calls"] == 4
             assert messages[2]["content"] == row["review_trace"][0]["next_instruction"]
         else:
-            # a 135M model may not follow the Chairman's format, or rambles past max_tokens (a cut
-            # reply is never used): the row is then kept and marked
-            assert row["review_error"] == "the Chairman wrote no next question in round 1" or cut(row["review_error"], 64)
+            # held to its format by the grammar, the Chairman always asks; but a 135M model rambles past
+            # max_tokens in its free replies (a cut reply is never used): the row is then kept and marked
+            assert cut(row["review_error"], 64)
             assert 1 <= row["review_usage"]["calls"] <= 3 and row["review_messages"] is None
     sent = stats().sent
     assert seeds.map(make(), batched=True).to_list() == out.to_list() and stats().sent == sent
@@ -78,20 +78,19 @@ def test_r2s_runs_on_the_embedded_model_in_english_and_chinese():
             for span in (s for t in row["r2s_cod"] for s in t["find"]):
                 assert span["grounded"] == (span["match"] is not None)
         else:
-            # a 135M model may not follow the questioner's format, or rambles past max_tokens: the
-            # row is then kept and marked
-            assert row["r2s_error"].endswith("the questioner's reply held no 'User:' line") or cut(row["r2s_error"], 64)
+            # held to its format by the grammar, the questioner always writes a User line; but a 135M
+            # model rambles past max_tokens: the row is then kept and marked
+            assert cut(row["r2s_error"], 64)
             assert row["r2s_messages"] is None and row["r2s_usage"]["calls"] >= 1
     sent = stats().sent
     assert docs.map(make(), batched=True).to_list() == out.to_list() and stats().sent == sent
-    scored = out.map(DialogueEvalTransform(LLM(max_tokens=96)), batched=True)
-    for row in scored:
-        if row["r2s_error"] is None:
-            if row["eval_error"] is None:
-                assert 0 <= row["eval_coverage"] <= 100
-                # whatever the small judge wrote, a score is either absent or on the scale
-                assert all(row[f"eval_{m}"] is None or 1 <= row[f"eval_{m}"] <= 5 for m in ("info", "ud", "cs"))
-            else:
-                assert cut(row["eval_error"], 96, "evaluator")
-        else:
-            assert row["eval_error"].startswith("conversation is None")
+    # the nine-score judgment, held to its format by the grammar, is read whole (free, this model's
+    # judgment of the same dialogue leaves scores unread, so there is no Avg.)
+    dialogue = [{"role": "user", "content": "What is this document about?"},
+                {"role": "assistant", "content": docs[0]["text"][:200]}]
+    scored = docs.select([0]).add_column("messages", [dialogue]).map(DialogueEvalTransform(LLM(max_tokens=200)),
+                                                                     batched=True)
+    row = scored[0]
+    assert row["eval_error"] is None and row["eval_avg"] is not None
+    assert all(1 <= row[f"eval_{m}"] <= 5 for m in ("info", "ud", "uf", "fd", "fl", "cs", "co", "ia"))
+    assert 0 <= row["eval_cr"] <= 100 and 0 <= row["eval_coverage"] <= 100
