@@ -51,11 +51,25 @@ def test_review_instruct_runs_on_the_embedded_model():
             assert messages[2]["content"] == row["review_trace"][0]["next_instruction"]
         else:
             # held to its format by the grammar, the Chairman always asks; but a 135M model rambles past
-            # max_tokens in its free replies (a cut reply is never used): the row is then kept and marked
+            # max_tokens in its free replies, here the reviewer's (a cut reply is never used): the row is
+            # then kept and marked
             assert cut(row["review_error"], 64)
             assert 1 <= row["review_usage"]["calls"] <= 3 and row["review_messages"] is None
     sent = stats().sent
     assert seeds.map(make(), batched=True).to_list() == out.to_list() and stats().sent == sent
+    # the difficulty judge, held to its label line by the grammar, labels every user turn (free, this
+    # model named a label in none of the 6 replies of the shipped ReviewInstruct run)
+    from hf_synth.transforms import DifficultyTransform
+
+    conversation = [{"role": "user", "content": "Give three tips for staying healthy."},
+                    {"role": "assistant", "content": "Sleep, eat vegetables, walk."},
+                    {"role": "user", "content": "How does sleep affect memory consolidation?"},
+                    {"role": "assistant", "content": "During deep sleep the brain replays the day."}]
+    labelled = datasets.Dataset.from_dict({"messages": [conversation]}).map(DifficultyTransform(LLM(max_tokens=48)),
+                                                                             batched=True)
+    assert labelled[0]["difficulty_error"] is None
+    assert all(label in ("easy", "medium", "hard") for label in labelled[0]["difficulty_labels"])
+    assert len(labelled[0]["difficulty_labels"]) == 2
 
 
 def test_r2s_runs_on_the_embedded_model_in_english_and_chinese():

@@ -55,6 +55,15 @@ def test_quality_and_difficulty_read_every_score_and_label_their_shapes_admit():
     assert not admitted(difficulty.SHAPE, "Difficulty: easy")
 
 
+def test_a_score_or_label_line_is_read_when_only_the_reasons_after_it_were_cut():
+    from hf_synth.protocol import Reply
+
+    assert quality.parse_score(Reply("4.5\nAccurate, but the second para", "length")) == 4.5
+    assert quality.parse_score(Reply("4", "length")) is None  # cut inside its line: it may have been 4.5
+    assert difficulty.parse_label(Reply("hard\nIt needs expert", "length")) == "hard"
+    assert difficulty.parse_label(Reply("medi", "length")) is None
+
+
 @pytest.mark.parametrize("direction", ["depth", "breadth"])
 def test_the_chairman_and_reviewer_shapes_are_what_their_parsers_read(direction):
     values = {"question": "How does it scale?", "direction": direction, "reasoning": "The answer was thin."}

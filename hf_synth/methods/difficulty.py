@@ -40,7 +40,10 @@ class Ratings:
 
 
 def parse_label(judgment: str | None) -> str | None:
-    """The one label named on the first non-empty line, else None (none, or several: ambiguous)."""
+    """The one label named on the first non-empty line, else None (none, or several: ambiguous). A
+    reply cut at max_tokens is read when its first line is complete: the reasons after it may be cut."""
+    if getattr(judgment, "finish_reason", None) == "length" and "\n" not in judgment.strip():
+        return None  # cut inside its first line
     first_line = next((line for line in (judgment or "").splitlines() if line.strip()), "")
     found = {label.lower() for label in _LABEL.findall(first_line)}
     return found.pop() if len(found) == 1 else None
@@ -50,7 +53,8 @@ def rate(messages: list[dict]) -> Protocol:
     """Rate every user turn, each seen with the conversation before it; the turns are judged in
     parallel. Returns `Ratings`."""
     turns = [i for i, m in enumerate(messages) if m["role"] == "user"]
-    chats = [Chat("judge", [system(ROLE), user(PROMPT.format(conversation=transcript(messages[:i + 1])))], shape=SHAPE)
+    chats = [Chat("judge", [system(ROLE), user(PROMPT.format(conversation=transcript(messages[:i + 1])))],
+                  whole=False, shape=SHAPE)  # the label is the first line; the reasons after it may be cut
              for i in turns]
     judgments = list((yield chats)) if chats else []
     return Ratings([parse_label(j) for j in judgments], judgments)

@@ -46,8 +46,11 @@ class Rating:
 
 def parse_score(judgment: str | None) -> float | None:
     """The first number on the first non-empty line ("4.5", "Score: 4", "**5**", "4/5"), else a
-    number labelled "score" anywhere; None if there is none or it lies outside 0–5."""
+    number labelled "score" anywhere; None if there is none or it lies outside 0–5. A reply cut at
+    max_tokens is read when its first line is complete (the explanation after it may be cut)."""
     text = judgment or ""
+    if getattr(judgment, "finish_reason", None) == "length" and "\n" not in text.strip():
+        return None  # cut inside its first line: "4" may have been "4.5"
     first_line = next((line for line in text.splitlines() if line.strip()), "")
     found = _NUMBER.search(first_line) or _LABELLED.search(text)
     if not found:
@@ -62,5 +65,6 @@ def rate(instruction, input, response) -> Protocol:
     require_text("response", response)
     context = INPUT.format(input=input) if isinstance(input, str) and input.strip() else ""
     judgment = yield Chat("judge", [system(ROLE), user(PROMPT.format(instruction=instruction, input=context,
-                                                                         response=response))], shape=SHAPE)
+                                                                         response=response))],
+                        whole=False, shape=SHAPE)  # the score is the first line; the explanation may be cut
     return Rating(parse_score(judgment), judgment)
