@@ -24,6 +24,13 @@ MAX_LINE, MAX_PASSAGE, MAX_PASSAGES = 500, 300, 5
 _REGEX_SPECIAL = set(".^$*+?{}[]\\|()")
 
 
+def _terms(shape: Shape, literal, separator: str, slot) -> list[str]:
+    """Each part of `shape` in a grammar's notation: literal text, a choice among literals, a slot."""
+    return [literal(part) if isinstance(part, str)
+            else "(" + separator.join(map(literal, part.options)) + ")" if isinstance(part, Choice)
+            else slot[type(part)] for part in shape.parts]
+
+
 def _regex_literal(text: str) -> str:
     return "".join("\\n" if c == "\n" else "\\" + c if c in _REGEX_SPECIAL else c for c in text)
 
@@ -34,15 +41,7 @@ _REGEX_SLOT = {Line: rf"[^\n]{{1,{MAX_LINE}}}", Quoted: rf"{_PASSAGE}( {_PASSAGE
 
 
 def regex(shape: Shape) -> str:
-    out = []
-    for part in shape.parts:
-        if isinstance(part, str):
-            out.append(_regex_literal(part))
-        elif isinstance(part, Choice):
-            out.append("(" + "|".join(_regex_literal(option) for option in part.options) + ")")
-        else:
-            out.append(_REGEX_SLOT[type(part)])
-    return "".join(out)
+    return "".join(_terms(shape, _regex_literal, "|", _REGEX_SLOT))
 
 
 def _gbnf_literal(text: str) -> str:
@@ -55,18 +54,10 @@ _GBNF_RULES = {"line": rf"[^\n]{{1,{MAX_LINE}}}", "quoted": rf'passage (" " pass
 
 
 def gbnf(shape: Shape) -> str:
-    items, used = [], set()
-    for part in shape.parts:
-        if isinstance(part, str):
-            items.append(_gbnf_literal(part))
-        elif isinstance(part, Choice):
-            items.append("(" + " | ".join(_gbnf_literal(option) for option in part.options) + ")")
-        else:
-            rule = _GBNF_SLOT[type(part)]
-            used.update({rule, "passage"} if rule == "quoted" else {rule})
-            items.append(rule)
-    rules = [f"root ::= {' '.join(items)}"] + [f"{rule} ::= {_GBNF_RULES[rule]}" for rule in sorted(used)]
-    return "\n".join(rules) + "\n"
+    used = {_GBNF_SLOT[type(part)] for part in shape.slots if not isinstance(part, Choice)}
+    used |= {"passage"} if "quoted" in used else set()
+    rules = [f"root ::= {' '.join(_terms(shape, _gbnf_literal, ' | ', _GBNF_SLOT))}"]
+    return "\n".join(rules + [f"{rule} ::= {_GBNF_RULES[rule]}" for rule in sorted(used)]) + "\n"
 
 
 def json_schema(shape: Shape) -> dict:
