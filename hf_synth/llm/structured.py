@@ -1,7 +1,7 @@
 """A reply's `Shape` in each endpoint's dialect of constrained decoding, and the reply read back.
 
 - ``"llama.cpp"``: a GBNF grammar (``grammar``), which llama.cpp's server and llama-cpp-python's take;
-- ``"vllm"``: a regular expression (``structured_outputs.regex``, vLLM >= 0.10.2);
+- ``"vllm"``: a regular expression (``structured_outputs.regex``; older vLLM took ``guided_regex``);
 - ``"sglang"``: a regular expression (``regex``);
 - ``"openai"``: a JSON schema (``response_format``, strict). JSON has no notion of a reply's lines, so
   the model writes the slots as a JSON object and the reply is rendered back to the text the method's
