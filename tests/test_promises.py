@@ -273,3 +273,26 @@ def test_a_429_that_outlives_its_retries_counts_toward_stopping_the_run(server):
     with pytest.raises(EndpointError, match=r"is failing: 10 of the last 10 requests failed"):
         rows(40).map(edit(llm, cache=False), batched=True)
     assert len(server.requests) == 10
+
+
+def test_a_bug_inside_a_method_marks_its_row_logs_the_traceback_once_and_the_run_goes_on(server, llm, caplog):
+    from hf_synth.llm import loop
+    from hf_synth.protocol import Chat, user
+    from hf_synth.runner import Runner
+
+    def sound():
+        reply = yield Chat("editor", [user("Say something.")])
+        return reply.upper()
+
+    def buggy():
+        reply = yield Chat("editor", [user("Say something else.")])
+        return {"reply": reply}["missing"]  # a KeyError no method should raise
+
+    with caplog.at_level("ERROR", logger="hf_synth.runner"):
+        outcomes = loop.run(Runner({}, llm, cache_dir=False).run([sound(), buggy(), sound()]))
+    assert [o.error for o in outcomes] == [None, "KeyError: 'missing'", None]
+    assert outcomes[0].result == outcomes[2].result and outcomes[0].result.isupper()
+    assert outcomes[1].usage.calls == 1 and not outcomes[1].call_failed
+    logged = [r for r in caplog.records if r.getMessage().startswith("unexpected error in a ")]
+    assert ".buggy row (the row is marked and the run goes on)" in logged[0].getMessage()
+    assert len(logged) == 1 and logged[0].exc_info[0] is KeyError
