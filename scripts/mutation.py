@@ -13,7 +13,9 @@ part of CI.
 With --keep DIR the results stay in DIR, and running the script again with the same DIR resumes where
 it stopped (mutmut keeps each mutant's verdict): the whole run can be spread over several sittings.
 Some mutants make the tests allocate memory without bound (one reached 20 GiB): any process of the run
-that passes --memory-limit-gib is killed (mutmut then says "segfault"); those mutants are reported apart.
+that passes --memory-limit-gib is killed (mutmut then says "segfault"), and so is any mutant's process
+that runs longer than --max-minutes (mutmut bounds CPU time only, and a test that hangs asleep uses
+none); those mutants are reported apart.
 
 Prints the share of mutants killed and the survivors by function (docs/testing.md discusses them).
 """
@@ -39,15 +41,18 @@ def main() -> None:
     parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once")
     parser.add_argument("--keep", help="run in this folder and keep it (default: a temporary one)")
     parser.add_argument("--memory-limit-gib", type=float, default=3.0, help="kill a mutant's tests past this")
+    parser.add_argument("--max-minutes", type=float, default=20.0, help="kill a mutant's tests after this long")
     args = parser.parse_args()
     folder = Path(args.keep or tempfile.mkdtemp(prefix="hf_synth_mutation_"))
     if not (folder / "pyproject.toml").exists():
         subprocess.run(["git", "clone", "-q", str(ROOT), str(folder)], check=True)
     stop = threading.Event()
-    threading.Thread(target=guard, args=(args.memory_limit_gib, stop), daemon=True).start()
     try:
-        subprocess.run(["mutmut", "run", "--max-children", str(args.max_children)], cwd=folder, check=False,
-                       stdout=subprocess.DEVNULL)
+        mutmut = subprocess.Popen(["mutmut", "run", "--max-children", str(args.max_children)], cwd=folder,
+                                  stdout=subprocess.DEVNULL)
+        threading.Thread(target=guard, args=(mutmut.pid, args.memory_limit_gib, args.max_minutes, stop),
+                         daemon=True).start()
+        mutmut.wait()
         stop.set()
         results = subprocess.run(["mutmut", "results", "--all", "true"], cwd=folder, capture_output=True,
                                  text=True).stdout
@@ -57,19 +62,22 @@ def main() -> None:
     print(summary(results))
 
 
-def guard(limit_gib: float, stop: threading.Event) -> None:
-    """Kill any mutmut process (a mutant under test: mutmut forks one per mutant) whose resident memory
-    passes `limit_gib`; mutmut limits a mutant's CPU time, not its memory."""
+def guard(main: int, limit_gib: float, max_minutes: float, stop: threading.Event) -> None:
+    """Kill any process mutmut forked (one per mutant under test, and what its tests start) whose
+    resident memory passes `limit_gib` or that has run for `max_minutes`: mutmut bounds CPU time only."""
+    ticks = os.sysconf("SC_CLK_TCK")
     while not stop.wait(2):
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
         for proc in Path("/proc").iterdir():
             try:
-                if not proc.name.isdigit() or b"mutmut" not in (proc / "cmdline").read_bytes():
+                if not proc.name.isdigit() or int(proc.name) == main or b"mutmut" not in (proc / "cmdline").read_bytes():
                     continue
                 rss_kib = next(int(line.split()[1]) for line in (proc / "status").read_text().splitlines()
                                if line.startswith("VmRSS:"))
-                if rss_kib > limit_gib * 2**20:
+                started = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[19]) / ticks
+                if rss_kib > limit_gib * 2**20 or uptime - started > max_minutes * 60:
                     os.kill(int(proc.name), signal.SIGKILL)
-            except (OSError, StopIteration, ValueError):
+            except (OSError, StopIteration, ValueError, IndexError):
                 continue
 
 
