@@ -73,7 +73,8 @@ class _Worker:
     def __call__(self, table):
         if self.checkpoint is None:
             return self.transform(table)
-        return self.checkpoint.get(table) or self.checkpoint.put(table, self.transform(table))
+        stored = self.checkpoint.get(table)  # (not `or`: a table of no rows is falsy)
+        return stored if stored is not None else self.checkpoint.put(table, self.transform(table))
 
 
 def _share(llm: LLM, actors: int) -> LLM:
