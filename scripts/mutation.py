@@ -34,6 +34,7 @@ import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+MUTMUT = [sys.executable, "-m", "mutmut"]  # the one installed beside this Python, on PATH or not
 
 
 def main() -> None:
@@ -48,13 +49,13 @@ def main() -> None:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(folder)], check=True)
     stop = threading.Event()
     try:
-        mutmut = subprocess.Popen(["mutmut", "run", "--max-children", str(args.max_children)], cwd=folder,
+        mutmut = subprocess.Popen([*MUTMUT, "run", "--max-children", str(args.max_children)], cwd=folder,
                                   stdout=subprocess.DEVNULL)
         threading.Thread(target=guard, args=(mutmut.pid, args.memory_limit_gib, args.max_minutes, stop),
                          daemon=True).start()
         mutmut.wait()
         stop.set()
-        results = subprocess.run(["mutmut", "results", "--all", "true"], cwd=folder, capture_output=True,
+        results = subprocess.run([*MUTMUT, "results", "--all", "true"], cwd=folder, capture_output=True,
                                  text=True).stdout
     finally:
         if not args.keep:
