@@ -1,8 +1,11 @@
 """The promises of docs/reliability.md under the conditions that broke them: bad rows among good ones,
 a failing window carried between runs, dropped connections, two keys, spawn workers, replies that are
 not completions, a trickling server, a damaged cache. Real HTTP on loopback, the real openai client."""
+import contextlib
 import os
 import pickle
+import re
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -68,6 +71,36 @@ def test_dropped_connections_are_retried_not_an_unreachable_endpoint(server):
     llm = LLM(model="m", base_url=server.url, max_retries=5, max_concurrency=4)
     out = rows(4).map(CoEvolTransform(llm, mode="edit"), batched=True)
     assert out["coevol_error"] == [None] * 4 and server.injected["close"] == 8
+
+
+@contextlib.contextmanager
+def silent_port():
+    """A loopback port whose connections are never answered: it never accepts and its backlog is
+    full, so the kernel drops every new handshake, as a firewall that drops packets does."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        queued = [socket.socket() for _ in range(3)]
+        for sock in queued:
+            sock.setblocking(False)
+            sock.connect_ex(listener.getsockname())
+        try:
+            yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+        finally:
+            for sock in queued:
+                sock.close()
+
+
+@pytest.mark.parametrize("where, cause", [("no such host", "gaierror"),
+                                          ("connections dropped unanswered", "ConnectionTimeoutError")])
+def test_an_endpoint_no_connection_reaches_stops_the_run_early_with_one_sentence(where, cause):
+    with contextlib.ExitStack() as stack:
+        url = "http://no-such-host.invalid/v1" if where == "no such host" else stack.enter_context(silent_port())
+        llm = LLM(model="m", base_url=url, timeout=4, max_retries=5, max_concurrency=8)
+        with pytest.raises(EndpointError) as error:
+            rows(40).map(CoEvolTransform(llm, mode="edit"), batched=True, batch_size=40)
+    assert re.fullmatch(rf"Cannot reach the LLM endpoint \S+ \(could not connect \({cause}\) 8 times in a row\): "
+                        r"is the server running and base_url right\?", str(error.value)), str(error.value)
 
 
 # -- 2. each LLM sends its own key, in every kind of worker

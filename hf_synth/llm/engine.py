@@ -35,6 +35,9 @@ MAX_RETRY_AFTER = 60.0
 # all, when it has not answered in this run or not for OUTAGE_SECONDS.
 CONNECTION_FAILURES_TO_GIVE_UP = 8
 OUTAGE_SECONDS = 120.0
+# A connection not made within this long (or half of `timeout`) is not coming: it fails as one that
+# could not connect, so an endpoint whose packets are dropped counts as unreachable, not as slow.
+CONNECT_TIMEOUT = 20.0
 
 _backoff = wait_random_exponential(multiplier=0.5, max=30)
 
@@ -115,7 +118,9 @@ class Engine:
                 api_key = "EMPTY"  # self-hosted servers (vLLM, llama.cpp, ...) often need none
             # aiohttp under the SDK: about half the CPU per request of its default httpx transport
             self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0,
-                                              timeout=self.llm.timeout, http_client=openai.DefaultAioHttpClient())
+                                              timeout=openai.Timeout(self.llm.timeout, connect=min(
+                                                  CONNECT_TIMEOUT, self.llm.timeout / 2)),
+                                              http_client=openai.DefaultAioHttpClient())
         return self._client
 
     @property

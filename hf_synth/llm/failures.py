@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import asyncio
 import socket
 from dataclasses import dataclass
 
@@ -86,10 +87,14 @@ def describe(exc: BaseException, timeout: float, secret: str | None = None) -> s
 
 
 def _root(exc: BaseException) -> str:
-    """The name of the first cause of `exc` (e.g. ConnectionRefusedError)."""
+    """The name of the first cause of `exc` (e.g. ConnectionRefusedError), not counting the
+    CancelledError and bare TimeoutError under any timeout: they say nothing of what timed out."""
+    names = [type(exc).__name__]
     while (exc.__cause__ or exc.__context__) is not None:
         exc = exc.__cause__ or exc.__context__
-    return type(exc).__name__
+        if type(exc) not in (asyncio.CancelledError, TimeoutError):
+            names.append(type(exc).__name__)
+    return names[-1]
 
 
 def unusable(reply: dict, max_tokens: int, whole: bool = True, agent: str = "model") -> str | None:
