@@ -49,12 +49,16 @@ def main() -> None:
         subprocess.run(["git", "clone", "-q", str(ROOT), str(folder)], check=True)
     stop = threading.Event()
     try:
-        mutmut = subprocess.Popen([*MUTMUT, "run", "--max-children", str(args.max_children)], cwd=folder,
-                                  stdout=subprocess.DEVNULL)
-        threading.Thread(target=guard, args=(mutmut.pid, args.memory_limit_gib, args.max_minutes, stop),
-                         daemon=True).start()
-        mutmut.wait()
+        with open(folder / "mutmut.log", "w") as log:  # mostly its progress spinner
+            mutmut = subprocess.Popen([*MUTMUT, "run", "--max-children", str(args.max_children)], cwd=folder,
+                                      stdout=log, stderr=subprocess.STDOUT)
+            threading.Thread(target=guard, args=(mutmut.pid, args.memory_limit_gib, args.max_minutes, stop),
+                             daemon=True).start()
+            mutmut.wait()
         stop.set()
+        if mutmut.returncode not in (0, -signal.SIGKILL):
+            last = (folder / "mutmut.log").read_text(errors="replace").replace("\r", "\n").splitlines()[-40:]
+            sys.exit("mutmut stopped before testing the mutants:\n" + "\n".join(last))
         results = subprocess.run([*MUTMUT, "results", "--all", "true"], cwd=folder, capture_output=True,
                                  text=True).stdout
     finally:
