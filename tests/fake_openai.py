@@ -5,7 +5,8 @@ scripted (`faults`) or at random (`inject`); `capacity` answers 429 to requests 
 once, like a rate-limited endpoint. Every request received is recorded.
 
 Faults: an int status or ("status", code, headers); ("sleep", seconds) before answering; "close" (the
-connection drops in the middle of the body); "not_json" (a 200 whose body is an HTML page);
+connection drops in the middle of the body); "hang_up" (the connection is closed once the request is
+read, before any reply); "not_json" (a 200 whose body is an HTML page);
 "no_choices" (JSON without `choices`); "cut_json" (a 200 whose JSON body stops halfway);
 "dict_content" (`content` an object, not text); "parts" (`content` a list of text parts); "empty"
 (empty content); ("finish", "length") (half the reply, cut) and ("finish", "content_filter") (no
@@ -162,6 +163,9 @@ class FakeOpenAI(LoopbackServer):
         if fault and fault[0] == "trickle":
             return await trickle(request, json.dumps(completion).encode(), headers_too=fault[1] == "headers",
                                  gap=fault[2])
+        if fault == "hang_up":
+            request.transport.close()
+            raise asyncio.CancelledError  # nothing may be written on the closed connection
         if fault == "close":  # send half the body, then drop the connection
             payload = json.dumps(completion).encode()
             response = web.StreamResponse(headers={"Content-Type": "application/json"})

@@ -66,11 +66,18 @@ def test_the_failure_window_starts_fresh_with_each_run(server):
     assert all("HTTP 400" in e for e in out["coevol_error"]) and out2["coevol_error"] == [None] * 30
 
 
-def test_dropped_connections_are_retried_not_an_unreachable_endpoint(server):
-    server.faults = ["close"] * 8
+@pytest.mark.parametrize("fault, cause", [("close", "ContentLengthError"), ("hang_up", "ServerDisconnectedError")])
+def test_dropped_connections_are_retried_not_an_unreachable_endpoint(server, fault, cause):
+    server.faults = [fault] * 8
     llm = LLM(model="m", base_url=server.url, max_retries=5, max_concurrency=4)
     out = rows(4).map(CoEvolTransform(llm, mode="edit"), batched=True)
-    assert out["coevol_error"] == [None] * 4 and server.injected["close"] == 8
+    assert out["coevol_error"] == [None] * 4 and server.injected[fault] == 8
+    server.faults = [fault]
+    once = LLM(model="m", base_url=server.url, max_retries=0)
+    out = datasets.Dataset.from_dict({"instruction": ["one more", "and another"], "output": ["x", "y"]}).map(
+        CoEvolTransform(once, mode="edit"), batched=True)
+    errors = [error for error in out["coevol_error"] if error]
+    assert len(errors) == 1 and f"connection dropped ({cause})" in errors[0], errors
 
 
 @contextlib.contextmanager

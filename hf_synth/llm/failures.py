@@ -12,9 +12,9 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from dataclasses import dataclass
 
+import aiohttp
 import openai
 
 ROW, ENDPOINT, RUN = "row", "endpoint", "run"
@@ -54,16 +54,12 @@ def classify(exc: BaseException) -> Failure:
 
 
 def could_not_connect(exc: BaseException) -> bool:
-    """Whether no connection could be made (refused, no route, unknown host), as opposed to one that
-    was made and then dropped."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, (ConnectionRefusedError, socket.gaierror)) or type(exc).__name__ in (
-                "ClientConnectorError", "ClientConnectorDNSError", "ConnectError", "ConnectTimeout"):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+    """Whether no connection could be made (refused, no route, unknown host, TLS refused, no answer
+    to the handshake), as opposed to one that was made and then dropped. Told by aiohttp's own errors,
+    under the SDK's: its httpx adapter reports a connection closed before any reply as a
+    ConnectTimeout too."""
+    return any(isinstance(cause, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
+               for cause in _chain(exc))
 
 
 def describe(exc: BaseException, timeout: float, secret: str | None = None) -> str:
@@ -73,7 +69,7 @@ def describe(exc: BaseException, timeout: float, secret: str | None = None) -> s
         text = f"the endpoint's reply was not a chat completion ({exc})"
     elif isinstance(exc, openai.APIConnectionError) and could_not_connect(exc):
         text = f"could not connect ({_root(exc)})"
-    elif isinstance(exc, (openai.APITimeoutError, RequestTimedOut)):
+    elif isinstance(exc, RequestTimedOut) or any(isinstance(cause, TimeoutError) for cause in _chain(exc)):
         text = f"no complete reply within timeout={timeout:g}s"
     elif isinstance(exc, openai.APIConnectionError):
         text = f"connection dropped ({_root(exc)})"
@@ -89,12 +85,17 @@ def describe(exc: BaseException, timeout: float, secret: str | None = None) -> s
 def _root(exc: BaseException) -> str:
     """The name of the first cause of `exc` (e.g. ConnectionRefusedError), not counting the
     CancelledError and bare TimeoutError under any timeout: they say nothing of what timed out."""
-    names = [type(exc).__name__]
-    while (exc.__cause__ or exc.__context__) is not None:
+    return [type(cause).__name__ for cause in _chain(exc)
+            if cause is exc or type(cause) not in (asyncio.CancelledError, TimeoutError)][-1]
+
+
+def _chain(exc: BaseException):
+    """`exc` and its causes, each once."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
         exc = exc.__cause__ or exc.__context__
-        if type(exc) not in (asyncio.CancelledError, TimeoutError):
-            names.append(type(exc).__name__)
-    return names[-1]
 
 
 def unusable(reply: dict, max_tokens: int, whole: bool = True, agent: str = "model") -> str | None:
