@@ -35,9 +35,10 @@ MAX_RETRY_AFTER = 60.0
 # all, when it has not answered in this run or not for OUTAGE_SECONDS.
 CONNECTION_FAILURES_TO_GIVE_UP = 8
 OUTAGE_SECONDS = 120.0
-# A connection not made within this long (or half of `timeout`) is not coming: it fails as one that
-# could not connect, so an endpoint whose packets are dropped counts as unreachable, not as slow.
-CONNECT_TIMEOUT = 20.0
+# A connection not made within half of `timeout`, 2 to 20 seconds, is not coming: it fails as one that
+# could not connect, so an endpoint whose packets are dropped counts as unreachable, not as slow. (Under
+# 2 s, a busy machine's stalls would pass for lost handshakes.)
+CONNECT_TIMEOUT = (2.0, 20.0)
 
 _backoff = wait_random_exponential(multiplier=0.5, max=30)
 
@@ -119,7 +120,7 @@ class Engine:
             # aiohttp under the SDK: about half the CPU per request of its default httpx transport
             self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key, max_retries=0,
                                               timeout=openai.Timeout(self.llm.timeout, connect=min(
-                                                  CONNECT_TIMEOUT, self.llm.timeout / 2)),
+                                                  max(CONNECT_TIMEOUT[0], self.llm.timeout / 2), CONNECT_TIMEOUT[1])),
                                               http_client=openai.DefaultAioHttpClient())
         return self._client
 
