@@ -267,6 +267,28 @@ def test_without_a_system_role_the_role_prompt_goes_before_the_first_user_turn(s
     assert edit(folded).fingerprint_state() != edit(LLM(model="m", base_url=server.url)).fingerprint_state()
 
 
+def test_without_a_system_role_other_conversations_keep_their_turns():
+    folded = LLM(model="m", base_url="http://127.0.0.1:9/v1", system_role=False)
+    no_system = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}, {"role": "user", "content": "q2"}]
+    assert folded.messages(no_system) == no_system
+    assert folded.messages([{"role": "system", "content": "Be brief."}, {"role": "assistant", "content": "Hi."}]) == [
+        {"role": "user", "content": "Be brief."}, {"role": "assistant", "content": "Hi."}]
+
+
+def test_settings_rebuild_the_llm_without_its_key():
+    url, other = "http://127.0.0.1:9/v1", "http://127.0.0.1:10/v1"
+    chosen = dict(model="m", temperature=0.3, top_p=0.5, max_tokens=77, seed=4, max_concurrency=3, timeout=9.0,
+                  max_retries=2, extra_body={"top_k": 5}, requests_per_minute=60, tokens_per_minute=1000,
+                  api_key_env="OTHER_KEY", system_role=False, structured="vllm")
+    one = LLM(base_url=url, api_key="sk-only-here-0000000000", **chosen)
+    assert one.settings() == {**chosen, "base_url": url}
+    assert LLM(**one.settings(), api_key="sk-only-here-0000000000") == one
+    assert LLM(model="m", base_url=[url, other]).settings()["base_url"] == [url, other]
+    assert LLM().settings()["base_url"] is None
+    assert repr(one) == "LLM('m' at http://127.0.0.1:9/v1, temperature=0.3, top_p=0.5, max_tokens=77)"
+    assert repr(LLM()).startswith("LLM(embedded llama.cpp, ")
+
+
 def test_a_429_that_outlives_its_retries_counts_toward_stopping_the_run(server):
     server.fault_for = lambda body: ("status", 429, {"Retry-After": "0"})
     llm = LLM(model="m", base_url=server.url, max_concurrency=1, max_retries=0)
