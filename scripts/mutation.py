@@ -8,10 +8,12 @@ writes a `mutants/` folder beside the code), takes about an hour and a half on 2
 part of CI.
 
     pip install "mutmut>=3.8,<4"
-    python scripts/mutation.py [--max-children 2] [--keep DIR] [--memory-limit-gib 3]
+    python scripts/mutation.py [--max-children 2] [--keep DIR] [--memory-limit-gib 3] [MUTANT ...]
 
 With --keep DIR the results stay in DIR, and running the script again with the same DIR resumes where
 it stopped (mutmut keeps each mutant's verdict): the whole run can be spread over several sittings.
+mutmut runs a mutant again only when its function changed, not when its tests did: name mutants (or
+patterns such as 'hf_synth.llm.config.*settings*') to run just those again, say after adding a test.
 Some mutants make the tests allocate memory without bound (one reached 20 GiB): any process of the run
 that passes --memory-limit-gib is killed (mutmut then says "segfault"), and so is any mutant's process
 that runs longer than --max-minutes (mutmut bounds CPU time only, and a test that hangs asleep uses
@@ -43,6 +45,7 @@ def main() -> None:
     parser.add_argument("--keep", help="run in this folder and keep it (default: a temporary one)")
     parser.add_argument("--memory-limit-gib", type=float, default=3.0, help="kill a mutant's tests past this")
     parser.add_argument("--max-minutes", type=float, default=20.0, help="kill a mutant's tests after this long")
+    parser.add_argument("mutants", nargs="*", help="run only these mutants (names or patterns), even if done")
     args = parser.parse_args()
     folder = Path(args.keep or tempfile.mkdtemp(prefix="hf_synth_mutation_"))
     if not (folder / "pyproject.toml").exists():
@@ -50,7 +53,7 @@ def main() -> None:
     stop = threading.Event()
     try:
         with open(folder / "mutmut.log", "w") as log:  # mostly its progress spinner
-            mutmut = subprocess.Popen([*MUTMUT, "run", "--max-children", str(args.max_children)], cwd=folder,
+            mutmut = subprocess.Popen([*MUTMUT, "run", "--max-children", str(args.max_children), *args.mutants], cwd=folder,
                                       stdout=log, stderr=subprocess.STDOUT)
             threading.Thread(target=guard, args=(mutmut.pid, args.memory_limit_gib, args.max_minutes, stop),
                              daemon=True).start()
