@@ -1,5 +1,6 @@
 """Promises of the README and docs/reliability.md that a deliberate bug once slipped past: each test
 sets the fake server up to trigger the promise, over real HTTP, and fails when the promise breaks."""
+import email.utils
 import os
 import subprocess
 import sys
@@ -53,6 +54,20 @@ def test_retry_after_is_honoured(server):
 @pytest.mark.parametrize("header, waits", [({"Retry-After": "3600"}, MAX_RETRY_AFTER), ({"retry-after-ms": "1500"}, 1.5),
                                            ({"Retry-After": "7"}, 7.0)])
 def test_retry_after_is_read_from_the_real_sdk_error_and_capped(header, waits):
+    assert wait_asked_by(header) == waits
+
+
+def test_retry_after_as_an_http_date_waits_until_then():
+    assert wait_asked_by({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # already past
+    then = int(time.time()) + 40  # the header has whole seconds
+    before = time.time()
+    waits = wait_asked_by({"Retry-After": email.utils.formatdate(then, usegmt=True)})
+    assert then - time.time() <= waits <= then - before
+    assert 0 < wait_asked_by({"Retry-After": "soon"}) <= 1  # unreadable: the first backoff instead
+
+
+def wait_asked_by(header: dict) -> float:
+    """What the retry policy waits after a real SDK error carrying `header`."""
     request = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
     error = openai.RateLimitError("slow down", response=httpx.Response(429, headers=header, request=request), body=None)
 
@@ -60,7 +75,7 @@ def test_retry_after_is_read_from_the_real_sdk_error_and_capped(header, waits):
         attempt_number = 1
         outcome = type("Outcome", (), {"exception": staticmethod(lambda: error)})()
 
-    assert _wait(State()) == waits
+    return _wait(State())
 
 
 # -- 403 and 404 stop the run
