@@ -73,7 +73,9 @@ def run(kinds: list, rate: float = 0.3, rows: int = 20, seed: int = 0, method: s
         minimum = len(clean.requests)
     with FakeOpenAI(replies()) as server:
         server.inject(rate, kinds, seed)
-        llm = LLM(model="m", base_url=server.url, timeout=0.5, max_retries=MAX_RETRIES)
+        # a deadline well under the 2 s a "sleep" fault holds its reply, and far above what a healthy
+        # reply takes on a busy machine (at 0.5 s, tracing under mutmut timed out healthy replies)
+        llm = LLM(model="m", base_url=server.url, timeout=1.5, max_retries=MAX_RETRIES)
         step = transform(llm)
         out = data.map(step, batched=True, load_from_cache_file=False)
     errors = [e for e in out[f"{step.prefix}_error"] if e is not None]

@@ -18,8 +18,7 @@ def test_each_fault_alone_at_30_percent(kind):
     assert outcome.max_attempts <= (MAX_RETRIES + 1 if kind in RETRIED else 1)
     if kind in RETRIED:
         # P(six faults in a row) = 0.3^6 per request: retries save (almost) every row
-        # measured: 0-2 rows of 20 (retries come in bursts, and a timeout of 0.5 s can also catch a
-        # healthy reply on a busy machine)
+        # measured: 0-2 rows of 20 (retries come in bursts)
         assert outcome.rows_with_errors <= 2
         assert outcome.sent > outcome.minimum
     else:
