@@ -261,7 +261,7 @@ def checkpoint_and_forget() -> None:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def test_damaged_pages_are_misses_and_every_row_comes_out(server):
+def test_damaged_pages_are_misses_and_every_row_comes_out(server, caplog):
     first = cached_run(server)
     checkpoint_and_forget()
     size = os.path.getsize(cache_file())
@@ -272,6 +272,10 @@ def test_damaged_pages_are_misses_and_every_row_comes_out(server):
     again = cached_run(server)
     assert again["coevol_error"] == [None] * 100 and again["coevol_output"] == first["coevol_output"]
     assert 0 < len(server.requests) - sent <= 100  # what could not be read was asked again, nothing more
+    warnings = [r.getMessage() for r in caplog.records if "could not" in r.getMessage()]
+    assert len(warnings) == 1 and re.fullmatch(  # once per run, not once per damaged entry
+        rf"The request cache {re.escape(str(cache_file()))} could not read an entry, so it is requested again "
+        r"\(.+\); the run goes on\.", warnings[0]), warnings
 
 
 def test_a_damaged_header_is_set_aside_and_the_run_goes_on(server, caplog):
