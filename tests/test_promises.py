@@ -304,6 +304,16 @@ def test_settings_rebuild_the_llm_without_its_key():
     assert repr(LLM()).startswith("LLM(embedded llama.cpp, ")
 
 
+def test_an_llms_rate_limits_make_one_budget_its_replicas_share(server):
+    llm = LLM(model="m", base_url=[server.url, server.url], requests_per_minute=600, tokens_per_minute=50_000,
+              max_tokens=300)
+    rows(2).map(edit(llm), batched=True)
+    engines = next(engines for key, engines in process_state().engines.items() if key == llm)
+    budget = engines[0].budget
+    assert len(engines) == 2 and engines[1].budget is budget
+    assert (budget.requests.max_rate, budget.tokens.max_rate, budget.max_tokens) == (600, 50_000, 300)
+
+
 def test_a_429_that_outlives_its_retries_counts_toward_stopping_the_run(server):
     server.fault_for = lambda body: ("status", 429, {"Retry-After": "0"})
     llm = LLM(model="m", base_url=server.url, max_concurrency=1, max_retries=0)
