@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import datasets
+import jsonschema
 import pytest
 from fake_openai import (
     FakeOpenAI,
@@ -21,6 +22,7 @@ from hf_synth.llm import structured
 from hf_synth.methods import difficulty, judge, quality, r2s, review_instruct
 from hf_synth.methods.dialogue_eval import parse_scores, scores_shape
 from hf_synth.runner import stats
+from hf_synth.shapes import Choice, Quoted, Shape, Text
 from hf_synth.transforms import (
     DialogueEvalTransform,
     DifficultyTransform,
@@ -125,6 +127,41 @@ def test_the_grammar_is_the_shape_in_gbnf():
                                        '"Opinion-Rebuttal" | "Opinion-Agreement") "\\nSearch: " line "\\nFind: " quoted')
     assert set(grammar.splitlines()[1:]) == {'line ::= [^\\n]{1,500}', 'passage ::= "\\"" [^"\\n]{1,300} "\\""',
                                              'quoted ::= passage (" " passage){0,4}'}
+
+
+def test_literal_text_is_matched_as_itself_in_every_grammar():
+    shape = Shape("t", 'Score (0-5)? say "so" \\ ', Choice("score", ["4.5", "5"]), "\n", Text("why"))
+    assert admitted(shape, 'Score (0-5)? say "so" \\ 4.5\nbecause')
+    assert not admitted(shape, 'Score 0-5 say "so" \\ 4.5\nbecause') and not admitted(shape, 'Score (0-5)? say "so" \\ 4x5\n')
+    assert structured.gbnf(shape) == 'root ::= "Score (0-5)? say \\"so\\" \\\\ " ("4.5" | "5") "\\n" text\ntext ::= [^\\x00]*\n'
+
+
+DECLARED = [judge.SHAPE, quality.SHAPE, difficulty.SHAPE, review_instruct.CHAIRMAN_WITH_DIRECTION,
+            review_instruct.CHAIRMAN_QUESTION_ONLY, review_instruct.REVIEW_WITH_VERDICT, r2s.TURN_PLAN,
+            r2s.flow_shape(2), scores_shape(2)]
+
+
+@pytest.mark.parametrize("shape", DECLARED, ids=lambda shape: shape.name)
+def test_the_json_schema_is_strict_and_admits_exactly_the_shapes_values(shape):
+    body = structured.constraint(shape, "openai")["response_format"]
+    assert body["type"] == "json_schema" and body["json_schema"]["name"] == shape.name and body["json_schema"]["strict"]
+    schema = body["json_schema"]["schema"]
+    jsonschema.Draft202012Validator.check_schema(schema)
+    # OpenAI's strict mode: an object names and requires all its fields and allows no others
+    assert schema["additionalProperties"] is False and schema["required"] == [slot.name for slot in shape.slots]
+    validator = jsonschema.Draft202012Validator(schema)
+    valid = {slot.name: slot.options[-1] if isinstance(slot, Choice) else ["a passage"] if isinstance(slot, Quoted)
+             else "some words" for slot in shape.slots}
+    assert validator.is_valid(valid)
+    wrong = ["not an object", {**valid, "other": "x"}]
+    for slot in shape.slots:
+        wrong += [{name: value for name, value in valid.items() if name != slot.name}, {**valid, slot.name: 3}]
+        if isinstance(slot, Choice):
+            wrong.append({**valid, slot.name: "not an option"})
+        if isinstance(slot, Quoted):
+            wrong += [{**valid, slot.name: []}, {**valid, slot.name: [3]},
+                      {**valid, slot.name: ["p"] * (structured.MAX_PASSAGES + 1)}]
+    assert [w for w in wrong if validator.is_valid(w)] == []
 
 
 # -- an LLM option, in four dialects
