@@ -47,6 +47,7 @@ class FakeOpenAI(LoopbackServer):
         self.latency = latency
         self.api_key = api_key
         self.model = model
+        self.listed: list[str] | None = None  # what GET /v1/models lists, when not just `model`
         self.requests: list[dict] = []   # request bodies, in arrival order
         self.arrivals: list[float] = []  # their time.monotonic() on arrival
         self.headers: list[dict] = []
@@ -101,7 +102,8 @@ class FakeOpenAI(LoopbackServer):
 
     # -- handlers
     async def _models(self, request):
-        served = [] if self.model is None else [{"id": self.model, "object": "model"}]
+        names = self.listed if self.listed is not None else [] if self.model is None else [self.model]
+        served = [{"id": name, "object": "model"} for name in names]
         return web.json_response({"object": "list", "data": served})
 
     async def _chat(self, request: web.Request):

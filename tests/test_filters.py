@@ -171,6 +171,24 @@ def test_win_filter_keeps_rows_whose_evolved_response_wins():
         assert len(server.requests) == 4
 
 
+def test_the_pairwise_judge_names_the_better_response_in_both_orders_and_a_tie_costs_no_call():
+    def prefer_fewer_edits(messages):
+        first, second = (messages[-1]["content"].split(f"[The Start of Assistant {n}'s Response]\n", 1)[1]
+                         .split("\n\n[The End", 1)[0] for n in (1, 2))
+        return "<assistant 1>\nplainer" if first.count("[edited]") < second.count("[edited]") else "<assistant 2>\nplainer"
+
+    rows = {"instruction": ["Name the colour of a clear sky."] * 2, "output": ["Blue.", "Grey."],
+            "coevol_output": ["Blue. [edited]", "Grey."]}
+    with FakeOpenAI(coevol_replies(prefer_fewer_edits)) as server:
+        judged = datasets.Dataset.from_dict(rows).map(PairwiseJudgeTransform(LLM(model="judge", base_url=server.url)),
+                                                      batched=True)
+    assert judged["pairwise_winner"] == ["a", "tie"]
+    assert judged["pairwise_parsed"] == [["1", "2"], []] and judged["pairwise_verdicts"][1] == []
+    assert (judged["pairwise_score_a"], judged["pairwise_score_b"]) == ([1.0, 1.0], [0.0, 1.0])
+    assert len(server.requests) == 2  # the tie asked nothing
+    assert all("Name the colour of a clear sky." in body["messages"][-1]["content"] for body in server.requests)
+
+
 def test_win_filter_with_a_position_biased_judge_finds_no_winner():
     always_first = lambda messages: "<assistant 1>\nthe first is better"
     with FakeOpenAI(coevol_replies(always_first)) as server:

@@ -101,6 +101,16 @@ def test_a_404_from_an_endpoint_that_lists_no_models_says_what_to_check(server):
                                 "base_url= (it usually ends in /v1).")
 
 
+@pytest.mark.parametrize("served, more", [(10, ""), (11, " …")])
+def test_a_404_names_the_first_ten_models_an_endpoint_serves(server, served, more):
+    server.fault_for = lambda body: 404
+    server.listed = [f"model-{i:02d}" for i in range(served)]
+    with pytest.raises(EndpointError) as error:
+        rows(2).map(edit(LLM(model="m", base_url=server.url)), batched=True)
+    named = ", ".join(f"'model-{i:02d}'" for i in range(10))
+    assert str(error.value) == f"{server.url} has no model 'm' (404); it serves {named}{more}: check model=."
+
+
 # -- the adaptive limit
 
 def test_a_wave_of_429s_halves_the_limit_once_and_it_grows_back(server):
