@@ -172,21 +172,23 @@ def test_win_filter_keeps_rows_whose_evolved_response_wins():
 
 
 def test_the_pairwise_judge_names_the_better_response_in_both_orders_and_a_tie_costs_no_call():
-    def prefer_fewer_edits(messages):
-        first, second = (messages[-1]["content"].split(f"[The Start of Assistant {n}'s Response]\n", 1)[1]
-                         .split("\n\n[The End", 1)[0] for n in (1, 2))
-        return "<assistant 1>\nplainer" if first.count("[edited]") < second.count("[edited]") else "<assistant 2>\nplainer"
+    def prefer_blue(messages):
+        first = messages[-1]["content"].split("[The Start of Assistant 1's Response]\n", 1)[1].split("\n\n[The End")[0]
+        return "<assistant 1>\nbluer" if "Blue" in first else "<assistant 2>\nbluer"
 
     rows = {"instruction": ["Name the colour of a clear sky."] * 2, "output": ["Blue.", "Grey."],
-            "coevol_output": ["Blue. [edited]", "Grey."]}
-    with FakeOpenAI(coevol_replies(prefer_fewer_edits)) as server:
+            "coevol_output": ["Grey.", "Grey."]}
+    with FakeOpenAI(coevol_replies(prefer_blue)) as server:
         judged = datasets.Dataset.from_dict(rows).map(PairwiseJudgeTransform(LLM(model="judge", base_url=server.url)),
                                                       batched=True)
     assert judged["pairwise_winner"] == ["a", "tie"]
-    assert judged["pairwise_parsed"] == [["1", "2"], []] and judged["pairwise_verdicts"][1] == []
+    assert judged["pairwise_verdicts"] == [["<assistant 1>\nbluer", "<assistant 2>\nbluer"], []]
+    assert judged["pairwise_parsed"] == [["1", "2"], []]
     assert (judged["pairwise_score_a"], judged["pairwise_score_b"]) == ([1.0, 1.0], [0.0, 1.0])
     assert len(server.requests) == 2  # the tie asked nothing
-    assert all("Name the colour of a clear sky." in body["messages"][-1]["content"] for body in server.requests)
+    # Table 9's prompt: the task (Table 6's first line), then the request
+    assert all("Below is an instruction that describes a task.\n\n### Instruction:\nName the colour of a clear sky."
+               in body["messages"][-1]["content"] for body in server.requests)
 
 
 def test_win_filter_with_a_position_biased_judge_finds_no_winner():
@@ -202,7 +204,9 @@ def test_unparsable_pairwise_verdicts_are_undecided():
     with FakeOpenAI(coevol_replies(lambda m: "Both are fine.")) as server:
         ds = datasets.Dataset.from_dict(EVOLVED).select([0])
         llm = LLM(model="judge", base_url=server.url)
-        assert ds.map(PairwiseJudgeTransform(llm), batched=True)["pairwise_winner"] == [None]
+        judged = ds.map(PairwiseJudgeTransform(llm), batched=True)
+        assert judged["pairwise_winner"] == [None] and judged["pairwise_parsed"] == [[None, None]]
+        assert judged["pairwise_verdicts"] == [["Both are fine.", "Both are fine."]]
         assert len(ds.filter(WinFilter(llm))) == 1
         assert len(ds.filter(WinFilter(llm, on_failure="drop"))) == 0
 
