@@ -4,11 +4,11 @@ mutmut (3.x) makes small changes ("mutants") to `hf_synth/llm/`, `hf_synth/runne
 `hf_synth/methods/judge.py` — a `<` for a `<=`, a string changed, an argument dropped — and runs the
 tests that cover each changed function against it; a mutant that no test fails "survived". The
 configuration is `[tool.mutmut]` in pyproject.toml. It runs in a fresh clone of this checkout (mutmut
-writes a `mutants/` folder beside the code), takes about an hour and a half on 2 cores, and is not
-part of CI.
+writes a `mutants/` folder beside the code), takes some six hours on 2 cores (docs/testing.md), and
+is not part of CI.
 
     pip install "mutmut>=3.8,<4"
-    python scripts/mutation.py [--max-children 2] [--keep DIR] [--memory-limit-gib 3] [MUTANT ...]
+    python scripts/mutation.py [--max-children N] [--keep DIR] [--memory-limit-gib 3] [MUTANT ...]
 
 With --keep DIR the results stay in DIR, and running the script again with the same DIR resumes where
 it stopped (mutmut keeps each mutant's verdict): the whole run can be spread over several sittings.
@@ -41,7 +41,8 @@ MUTMUT = [sys.executable, "-m", "mutmut"]  # the one installed beside this Pytho
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once")
+    parser.add_argument("--max-children", type=int, default=2 * (os.cpu_count() or 1),
+                        help="mutants tested at once (default: twice the cores; the tests often wait on loopback)")
     parser.add_argument("--keep", help="run in this folder and keep it (default: a temporary one)")
     parser.add_argument("--memory-limit-gib", type=float, default=3.0, help="kill a mutant's tests past this")
     parser.add_argument("--max-minutes", type=float, default=20.0, help="kill a mutant's tests after this long")
