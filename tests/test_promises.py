@@ -1,5 +1,6 @@
 """Promises of the README and docs/reliability.md that a deliberate bug once slipped past: each test
 sets the fake server up to trigger the promise, over real HTTP, and fails when the promise breaks."""
+import dataclasses
 import email.utils
 import os
 import subprocess
@@ -16,7 +17,7 @@ from fake_openai import FakeOpenAI, agent_of, coevol_replies, prefer_edit, r2s_r
 import hf_synth
 from hf_synth import LLM, CoEvolTransform, EndpointError, R2STransform, ReviewInstructTransform
 from hf_synth.llm.engine import MAX_RETRY_AFTER, _wait
-from hf_synth.runner import process_state
+from hf_synth.runner import process_state, stats
 
 SAMPLE = Path(hf_synth.__file__).parent / "data" / "alpaca_sample.jsonl"
 
@@ -322,6 +323,27 @@ def test_an_llms_rate_limits_make_one_budget_its_replicas_share(server):
     budget = engines[0].budget
     assert len(engines) == 2 and engines[1].budget is budget
     assert (budget.requests.max_rate, budget.tokens.max_rate, budget.max_tokens) == (600, 50_000, 300)
+
+
+def test_the_run_counts_rows_failed_rows_completions_retries_and_failed_calls(server):
+    failed_once = set()
+
+    def fault(body):  # tasks 1 and 2 fail once, then succeed; tasks 3 and 4 always fail
+        task = str(body["messages"]).split("task ", 1)[1][0]  # the row's number
+        if task in "34" or (task in "12" and task not in failed_once):
+            failed_once.add(task)
+            return ("status", 500, {"Retry-After": "0"})
+        return None
+
+    server.fault_for = fault
+    before = dataclasses.replace(stats())
+    out = rows(5).map(edit(LLM(model="m", base_url=server.url, max_retries=1)), batched=True)
+    after = stats()
+    assert [error is not None for error in out["coevol_error"]] == [False, False, False, True, True]
+    counted = {name: getattr(after, name) - getattr(before, name) for name in ("rows", "rows_failed", "sent", "retries",
+                                                                              "failed")}
+    assert counted == {"rows": 5, "rows_failed": 2, "sent": 3, "retries": 2, "failed": 2}
+    assert after.in_flight == 0
 
 
 def test_a_429_that_outlives_its_retries_counts_toward_stopping_the_run(server):
