@@ -11,11 +11,14 @@ import subprocess
 import sys
 
 import datasets
+import httpx
+import openai
 import pytest
 from fake_openai import FakeOpenAI, coevol_replies, prefer_edit
 
 from hf_synth import LLM, CoEvolTransform, EndpointError
 from hf_synth.errors import CacheError, ConfigError
+from hf_synth.llm.failures import ENDPOINT, Failure, classify, describe
 from hf_synth.retry import retry_failed
 from hf_synth.runner import stats
 
@@ -109,6 +112,14 @@ def test_an_endpoint_no_connection_reaches_stops_the_run_early_with_one_sentence
     assert re.fullmatch(rf"Cannot reach the LLM endpoint \S+ \(could not connect \({cause}\) 8 times in a row\): "
                         r"is the server running and base_url right\?", str(error.value)), str(error.value)
 
+
+
+def test_an_error_whose_causes_loop_is_still_described():
+    # chained exceptions can refer back to each other (a library re-raising what it caught)
+    outer, inner = openai.APIConnectionError(request=httpx.Request("POST", "http://127.0.0.1/v1")), OSError("reset")
+    outer.__cause__, inner.__context__ = inner, outer
+    assert classify(outer) == Failure(ENDPOINT, retry=True, unreachable=False)
+    assert describe(outer, timeout=5) == "connection dropped (OSError)"
 
 # -- 2. each LLM sends its own key, in every kind of worker
 

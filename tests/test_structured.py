@@ -252,7 +252,7 @@ def test_every_method_and_judge_holds_its_parsed_replies_over_vllm(tmp_path):
         assert out["quality_score"] == [4.5] and len(server.requests) == 1 and server.violations == []
 
 
-def test_structured_changes_the_fingerprint_and_the_request_cache_key(server):
+def test_structured_changes_the_fingerprint_and_the_request_cache_key(server, monkeypatch):
     free, held = (LLM(model="fake-model", base_url=server.url, structured=s) for s in (None, "vllm"))
     ONE.map(CoEvolTransform(free, max_rounds=1), batched=True)
     sent = stats().sent
@@ -262,6 +262,12 @@ def test_structured_changes_the_fingerprint_and_the_request_cache_key(server):
     ONE.map(CoEvolTransform(LLM(model="fake-model", base_url=server.url, structured="vllm", max_concurrency=3),
                             max_rounds=1), batched=True)
     assert stats().sent == sent
+    # a reply held to one shape is not served for another (a later version's judge, say)
+    monkeypatch.setattr(judge, "SHAPE", Shape("pairwise_judgment", Choice("verdict", ["<assistant 1>", "<assistant 2>",
+                                                                                      "<equal>", "<neither>"]),
+                                              "\n", Text("explanation")))
+    ONE.map(CoEvolTransform(held, max_rounds=1), batched=True, load_from_cache_file=False)
+    assert stats().sent - sent == 2  # the judge's two orders; the debate, advice and edit come from the cache
 
 
 def test_a_recipe_records_the_dialect_and_an_older_one_reruns_unconstrained(server, tmp_path):
