@@ -79,7 +79,8 @@ class LLM:
     `system_role=False` is for models without a system role (CoEvol Appendix A.2, e.g. Mixtral): each
     request's system prompt is put in front of its first user turn instead.
 
-    `max_concurrency`, `timeout` (seconds for a whole request: connecting, headers and body),
+    `max_concurrency`, `timeout` (seconds for a whole request: connecting, headers and body; a
+    connection not made within half of it, 2 to 20 s, counts toward the endpoint being unreachable),
     `max_retries` and the optional `requests_per_minute` and `tokens_per_minute` budgets (for hosted
     APIs; a request counts its prompt's characters / 4 plus `max_tokens`) tune how requests are sent,
     per process: they never change what a run produces, so they are not part of the fingerprint.
