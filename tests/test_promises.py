@@ -346,6 +346,14 @@ def test_the_run_counts_rows_failed_rows_completions_retries_and_failed_calls(se
     assert after.in_flight == 0
 
 
+@pytest.mark.parametrize("status, retried", [(408, True), (409, True), (410, False), (422, False)])
+def test_408_and_409_are_retried_other_4xx_mark_the_row(server, status, retried):
+    server.faults = [("status", status, {"Retry-After": "0"})]
+    out = rows(1).map(edit(LLM(model="m", base_url=server.url)), batched=True)
+    assert len(server.requests) == (2 if retried else 1)
+    assert out["coevol_error"] == [None] if retried else out["coevol_error"][0].startswith(f"LLM call failed: HTTP {status}")
+
+
 def test_a_429_that_outlives_its_retries_counts_toward_stopping_the_run(server):
     server.fault_for = lambda body: ("status", 429, {"Retry-After": "0"})
     llm = LLM(model="m", base_url=server.url, max_concurrency=1, max_retries=0)

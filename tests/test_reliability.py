@@ -2,6 +2,7 @@
 a failing window carried between runs, dropped connections, two keys, spawn workers, replies that are
 not completions, a trickling server, a damaged cache. Real HTTP on loopback, the real openai client."""
 import contextlib
+import dataclasses
 import os
 import pickle
 import re
@@ -193,6 +194,26 @@ def test_credentials_in_the_url_are_refused_and_never_shown():
         LLM(model="m", base_url="127.0.0.1:9/v1")
 
 
+
+URL = "http://127.0.0.1:9/v1"
+
+
+@pytest.mark.parametrize("settings, says", [
+    ({"base_url": URL}, r"^LLM\(base_url='http://127.0.0.1:9/v1'\) needs model=: pass the model name"),
+    ({"model": "m", "base_url": 8000}, r"^LLM\(base_url=8000\): give an http\(s\) URL"),
+    ({"model": "m", "base_url": [URL, ""]}, r"^LLM\(base_url=''\): give an http\(s\) URL"),
+    *(({"model": "m", "base_url": URL, name: value}, "must be >= 1, max_retries >= 0, timeout > 0")
+      for name, value in [("max_concurrency", 0), ("max_retries", -1), ("timeout", 0), ("max_tokens", 0)])])
+def test_settings_no_request_could_succeed_with_are_refused_when_the_llm_is_made(settings, says):
+    with pytest.raises(ConfigError, match=says):
+        LLM(**settings)
+
+
+def test_two_llms_without_a_key_are_the_same_llm(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert LLM(model="m", base_url=URL) == LLM(model="m", base_url=URL)
+    assert LLM(model="m", base_url=URL) != LLM(model="m", base_url=URL, api_key="sk-some-key-000000")
+
 # -- 3. failures are never frozen into later runs
 
 def test_retry_failed_runs_only_the_failed_rows(server, tmp_path):
@@ -325,12 +346,21 @@ def test_identical_requests_in_flight_are_sent_once(server):
     server.latency = 0.2
     llm = LLM(model="m", base_url=server.url)
     same = datasets.Dataset.from_dict({"instruction": ["the same task"] * 10, "output": ["the same answer"] * 10})
-    before = stats().sent
+    before = dataclasses.replace(stats())
     out = same.map(CoEvolTransform(llm, max_rounds=1, cache=False), batched=True)
     assert len(set(out["coevol_output"])) == 1 and out["coevol_error"] == [None] * 10
-    assert len(server.requests) == 8 and stats().sent - before == 8  # one row's eight calls, shared by ten rows
+    assert len(server.requests) == 8 and stats().sent - before.sent == 8  # one row's eight calls, shared by ten rows
+    assert stats().cached - before.cached == 9 * 8  # the other nine rows wait for them
+    assert stats().prompt_tokens - before.prompt_tokens == out["coevol_usage"][0]["prompt_tokens"] > 0
+    assert stats().completion_tokens - before.completion_tokens == out["coevol_usage"][0]["completion_tokens"] > 0
     assert out["coevol_usage"] == [out["coevol_usage"][0]] * 10 and out["coevol_usage"][0]["calls"] == 8
 
+
+
+def test_a_cache_folder_that_does_not_exist_yet_is_made_and_used(server, tmp_path):
+    folder = tmp_path / "not" / "yet"
+    rows(2).map(CoEvolTransform(LLM(model="m", base_url=server.url), mode="edit", cache=str(folder)), batched=True)
+    assert (folder / "requests.sqlite").is_file() and not os.path.exists(cache_file())
 
 # -- 6. the edges of the CLI and the input
 
