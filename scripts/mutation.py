@@ -7,7 +7,7 @@ configuration is `[tool.mutmut]` in pyproject.toml. It runs in a fresh clone of 
 writes a `mutants/` folder beside the code), takes some six hours on 2 cores (docs/testing.md), and
 is not part of CI.
 
-    pip install "mutmut>=3.8,<4"
+    pip install "mutmut>=3.8,<4" psutil
     python scripts/mutation.py [--max-children N] [--keep DIR] [--memory-limit-gib 3] [MUTANT ...]
 
 With --keep DIR the results stay in DIR, and running the script again with the same DIR resumes where
@@ -33,7 +33,10 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 MUTMUT = [sys.executable, "-m", "mutmut"]  # the one installed beside this Python, on PATH or not
@@ -74,19 +77,14 @@ def main() -> None:
 def guard(main: int, limit_gib: float, max_minutes: float, stop: threading.Event) -> None:
     """Kill any process mutmut forked (one per mutant under test, and what its tests start) whose
     resident memory passes `limit_gib` or that has run for `max_minutes`: mutmut bounds CPU time only."""
-    ticks = os.sysconf("SC_CLK_TCK")
+    mutmut = psutil.Process(main)
     while not stop.wait(2):
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-        for proc in Path("/proc").iterdir():
+        for proc in mutmut.children(recursive=True):
             try:
-                if not proc.name.isdigit() or int(proc.name) == main or b"mutmut" not in (proc / "cmdline").read_bytes():
-                    continue
-                rss_kib = next(int(line.split()[1]) for line in (proc / "status").read_text().splitlines()
-                               if line.startswith("VmRSS:"))
-                started = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[19]) / ticks
-                if rss_kib > limit_gib * 2**20 or uptime - started > max_minutes * 60:
-                    os.kill(int(proc.name), signal.SIGKILL)
-            except (OSError, StopIteration, ValueError, IndexError):
+                if (proc.memory_info().rss > limit_gib * 2**30
+                        or time.time() - proc.create_time() > max_minutes * 60):
+                    proc.kill()
+            except psutil.Error:  # gone meanwhile
                 continue
 
 
