@@ -105,7 +105,7 @@ def summary(results: str) -> str:
     lines = [f"mutants: {sum(outcomes.values())} — " + ", ".join(f"{k}: {v}" for k, v in outcomes.most_common()),
              f"killed: {outcomes['killed'] + outcomes['timeout']} of the {tested} that a test ran against "
              f"({(outcomes['killed'] + outcomes['timeout']) / tested:.1%})" if tested else "no mutant was tested",
-             f"stopped for running out of memory (not counted above): {outcomes['segfault']}",
+             f"stopped by the memory or time limit (not counted above): {outcomes['segfault']}",
              "survivors by function:"]
     lines += [f"  {count:3d}  {name}" for name, count in survivors.most_common()]
     return "\n".join(lines)

@@ -318,7 +318,7 @@ def test_settings_rebuild_the_llm_without_its_key():
 def test_an_llms_rate_limits_make_one_budget_its_replicas_share(server):
     llm = LLM(model="m", base_url=[server.url, server.url], requests_per_minute=600, tokens_per_minute=50_000,
               max_tokens=300)
-    rows(2).map(edit(llm), batched=True)
+    assert rows(2).map(edit(llm), batched=True)["coevol_error"] == [None, None]
     engines = next(engines for key, engines in process_state().engines.items() if key == llm)
     budget = engines[0].budget
     assert len(engines) == 2 and engines[1].budget is budget

@@ -203,10 +203,30 @@ URL = "http://127.0.0.1:9/v1"
     ({"model": "m", "base_url": 8000}, r"^LLM\(base_url=8000\): give an http\(s\) URL"),
     ({"model": "m", "base_url": [URL, ""]}, r"^LLM\(base_url=''\): give an http\(s\) URL"),
     *(({"model": "m", "base_url": URL, name: value}, "must be >= 1, max_retries >= 0, timeout > 0")
-      for name, value in [("max_concurrency", 0), ("max_retries", -1), ("timeout", 0), ("max_tokens", 0)])])
+      for name, value in [("max_concurrency", 0), ("max_retries", -1), ("timeout", 0), ("max_tokens", 0)]),
+    ({"model": "m", "base_url": URL, "max_tokens": 1000, "tokens_per_minute": 999},
+     r"tokens_per_minute >= max_tokens \(1000\), since every request counts its max_tokens")])
 def test_settings_no_request_could_succeed_with_are_refused_when_the_llm_is_made(settings, says):
     with pytest.raises(ConfigError, match=says):
         LLM(**settings)
+
+
+def test_the_least_an_llm_takes_is_accepted_and_the_url_defaults_to_openai_base_url_then_openai(monkeypatch):
+    least = LLM(model="m", base_url=URL, max_concurrency=1, max_retries=0, timeout=0.001, max_tokens=1,
+                requests_per_minute=1, tokens_per_minute=1)
+    assert (least.max_tokens, least.timeout, least.max_retries) == (1, 0.001, 0)
+    monkeypatch.setenv("OPENAI_BASE_URL", URL)
+    assert LLM(model="m").base_url == URL and LLM(model="m").replicas == (URL,)
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    assert LLM(model="m").base_url == "https://api.openai.com/v1"
+
+
+def test_the_openai_api_without_a_key_stops_before_any_request(monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(EndpointError, match=r"^No API key for the OpenAI API: set OPENAI_API_KEY or pass "
+                                            r"LLM\(api_key=...\)\.$"):
+        rows(1).map(CoEvolTransform(LLM(model="gpt-4o-mini"), mode="edit"), batched=True)
 
 
 def test_two_llms_without_a_key_are_the_same_llm(monkeypatch):
