@@ -4,7 +4,7 @@ mutmut (3.x) makes small changes ("mutants") to `hf_synth/llm/`, `hf_synth/runne
 `hf_synth/methods/judge.py` — a `<` for a `<=`, a string changed, an argument dropped — and runs the
 tests that cover each changed function against it; a mutant that no test fails "survived". The
 configuration is `[tool.mutmut]` in pyproject.toml. It runs in a fresh clone of this checkout (mutmut
-writes a `mutants/` folder beside the code), takes some six hours on 2 cores (docs/testing.md), and
+writes a `mutants/` folder beside the code), takes about three hours on 2 cores (docs/testing.md), and
 is not part of CI.
 
     pip install "mutmut>=3.8,<4" psutil
