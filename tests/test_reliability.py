@@ -23,6 +23,7 @@ from hf_synth.llm.failures import ENDPOINT, Failure, classify, describe
 from hf_synth.retry import retry_failed
 from hf_synth.runner import stats
 
+URL = "http://127.0.0.1:9/v1"  # nothing listens: for LLMs that are made, never asked
 CONTEXT = "This model's maximum context length is 8192 tokens; your messages resulted in 9000 tokens."
 
 
@@ -176,14 +177,14 @@ def test_a_worker_that_cannot_find_the_key_says_how_to_pass_it(server):
 @pytest.mark.parametrize("key", ["sk-key-with-newline\n", "sk key", "sk-\x00", "sk-\x7f", "sk-ключ"])
 def test_a_malformed_key_is_refused_when_the_llm_is_made(key):
     with pytest.raises(ConfigError, match=r"^LLM\(api_key=...\): the API key contains") as error:
-        LLM(model="m", base_url="http://127.0.0.1:9/v1", api_key=key)
+        LLM(model="m", base_url=URL, api_key=key)
     assert key.strip() not in str(error.value)
 
 
 @pytest.mark.parametrize("key, says", [(b"sk-bytes", "must be text, not bytes"), ("", "is empty")])
 def test_a_key_that_is_not_text_or_is_empty_is_refused_with_what_it_is(key, says):
     with pytest.raises(ConfigError, match=rf"^LLM\(api_key=...\): the API key {says}\.$"):
-        LLM(model="m", base_url="http://127.0.0.1:9/v1", api_key=key)
+        LLM(model="m", base_url=URL, api_key=key)
 
 
 def test_credentials_in_the_url_are_refused_and_never_shown():
@@ -194,8 +195,6 @@ def test_credentials_in_the_url_are_refused_and_never_shown():
         LLM(model="m", base_url="127.0.0.1:9/v1")
 
 
-
-URL = "http://127.0.0.1:9/v1"
 
 
 @pytest.mark.parametrize("settings, says", [
