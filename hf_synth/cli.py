@@ -326,7 +326,7 @@ def evaluation_summary(dataset) -> str:
 def _filter(args) -> None:
     from . import filters
     from .io import load_input
-    from .runner import stats
+    from .status import counts
 
     started = time.monotonic()
     keep = [name.strip() for name in (args.keep or "").split(",") if name.strip()]
@@ -359,7 +359,7 @@ def _filter(args) -> None:
                                  desc=type(step).__name__)
         print(f"after {type(step).__name__}: {len(dataset)}")
     dataset.save_to_disk(args.output)
-    run = stats()
+    run = counts()
     print(f"this run: {run.sent} requests sent, {run.cached} from cache; time: {time.monotonic() - started:.1f}s")
     print(f"saved to {args.output}")
 

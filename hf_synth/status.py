@@ -12,6 +12,7 @@ terminal it logs one line every `log_every` seconds.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 logger = logging.getLogger("hf_synth.status")
@@ -36,7 +37,7 @@ PRICES = {"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.00), "gpt-4.1-mini": 
 
 @dataclass
 class RunStats:
-    """What a process did (the runner keeps one per process), or the sum over the processes of a run.
+    """What a process did (`counts()`), or the sum over the processes of a run.
     Tokens are those of the requests sent (what a hosted API bills), not of cached replies."""
 
     rows: int = 0
@@ -52,6 +53,52 @@ class RunStats:
     def add(self, other: dict) -> None:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + int(other.get(f.name, 0)))
+
+
+class _Process:
+    """This process's counts, and the status folder it reports them to (a worker of a run whose status
+    is shown finds the folder in its environment)."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.stats = RunStats()
+        self.folder: str | None = None
+        self.since = RunStats()
+
+    def report_to(self, folder: str | None) -> None:
+        started = self.folder is not None
+        self.folder = folder
+        self.since = replace(self.stats)  # what this process had done before
+        if folder and not started:
+            from .llm import loop
+
+            asyncio.run_coroutine_threadsafe(self._report(), loop.process_loop())
+
+    def write_now(self) -> None:
+        if self.folder:
+            write(self.folder, self.stats, self.since)
+
+    async def _report(self) -> None:
+        while self.folder:
+            self.write_now()
+            await asyncio.sleep(WRITE_EVERY)
+
+
+_process: _Process | None = None
+
+
+def this_process() -> _Process:
+    global _process
+    if _process is None or _process.pid != os.getpid():
+        _process = _Process()
+        _process.report_to(os.environ.get(FOLDER_VARIABLE))
+    return _process
+
+
+def counts() -> RunStats:
+    """What this process has done so far (rows, requests, tokens): the runner and the LLM door count
+    into it."""
+    return this_process().stats
 
 
 def write(folder: str, stats, since=None) -> None:
@@ -118,9 +165,7 @@ def show(total: int | None = None, *, prices: tuple[float, float] | None = None,
     folder = tempfile.mkdtemp(prefix="hf_synth_status_")
     previous = os.environ.get(FOLDER_VARIABLE)
     os.environ[FOLDER_VARIABLE] = folder
-    from .runner import process_state
-
-    process_state().report_to(folder)  # this process's rows, when it runs them itself
+    this_process().report_to(folder)  # this process's rows, when it runs them itself
     stop = threading.Event()
     started = time.monotonic()
     thread = threading.Thread(target=_display, args=(folder, total, prices, every, log_every, stream, stop, started),
@@ -131,7 +176,7 @@ def show(total: int | None = None, *, prices: tuple[float, float] | None = None,
     finally:
         stop.set()
         thread.join(5)
-        process_state().report_to(None)
+        this_process().report_to(None)
         live.counts = read(folder)
         if previous is None:
             os.environ.pop(FOLDER_VARIABLE, None)

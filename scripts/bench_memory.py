@@ -22,7 +22,7 @@ def one_size(folder: Path, url: str) -> dict:
     import datasets
 
     from hf_synth import LLM, CoEvolTransform
-    from hf_synth.runner import stats
+    from hf_synth.status import counts
 
     datasets.disable_progress_bars()
     dataset = datasets.load_from_disk(folder / "rows")
@@ -31,7 +31,7 @@ def one_size(folder: Path, url: str) -> dict:
         out = dataset.map(CoEvolTransform(LLM(model="m", base_url=url), mode="edit", cache=folder / "requests"),
                           batched=True)
     arrow = sum(f.stat().st_size for f in folder.rglob("*.arrow")) / 2**20
-    return {"rows": rows, "sent": stats().sent, "failed": len(out) - out["coevol_error"].count(None),
+    return {"rows": rows, "sent": counts().sent, "failed": len(out) - out["coevol_error"].count(None),
             "peak": peak_rss_mib(), "anon": peaks["anon"], "file": peaks["file"], "arrow": arrow, "wall": run["wall"]}
 
 

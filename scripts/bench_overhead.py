@@ -21,7 +21,7 @@ from benchlib import edit_requests, fake_server, machine, sample_rows, table, ti
 
 from hf_synth import LLM, CoEvolTransform, status
 from hf_synth.llm import loop
-from hf_synth.runner import stats
+from hf_synth.status import counts
 
 
 async def bare_loop(url: str, bodies: list[dict], concurrency: int) -> None:
@@ -60,12 +60,12 @@ def main() -> None:
         if args.profile:  # the engine runs on the process loop's thread: profile that thread
             asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop.process_loop()).result()
             loop.process_loop().call_soon_threadsafe(profiler.enable)
-        sent = stats().sent
+        sent = counts().sent
         with timed() as stack:
             out = dataset.map(transform, batched=True, batch_size=1000)
         if args.profile:
             loop.process_loop().call_soon_threadsafe(profiler.disable)
-        sent = stats().sent - sent
+        sent = counts().sent - sent
         # the same map on new rows with the live status shown (counts written twice a second, a display
         # thread), then once more without it: the request cache grows with every run, so the status is
         # compared with the runs on either side of it

@@ -15,7 +15,7 @@ import datasets
 from benchlib import fake_server, machine, sample_rows, table, timed
 
 from hf_synth import LLM, CoEvolTransform
-from hf_synth.runner import stats
+from hf_synth.status import counts
 
 
 def main() -> None:
@@ -33,11 +33,11 @@ def main() -> None:
         transform = CoEvolTransform(LLM(model="m", base_url=url), mode=args.mode, cache=f"{folder}/requests")
         for label, dataset in (("first run", on_disk), ("again, files (datasets' cache)", on_disk),
                                ("again, in memory (request cache)", in_memory)):
-            sent, cached = stats().sent, stats().cached
+            sent, cached = counts().sent, counts().cached
             with timed() as run:
                 out = dataset.map(transform, batched=True)
             assert out["coevol_error"].count(None) == args.rows
-            results.append([label, args.rows, stats().sent - sent, stats().cached - cached, run["wall"], run["cpu"]])
+            results.append([label, args.rows, counts().sent - sent, counts().cached - cached, run["wall"], run["cpu"]])
     print(machine(), file=sys.stderr)
     print(f"CoEvol {args.mode} mode, {args.rows} rows, latency 0")
     print(table(["run", "rows", "requests sent", "answered from the request cache", "wall s", "CPU s"], results))

@@ -1,5 +1,5 @@
 """Print the "Real conditions" table of docs/reliability.md: each condition that once broke a promise,
-run against the fake OpenAI-compatible server on loopback through the real openai client, with what
+run against the fake OpenAI-compatible server on loopback through the online transport, with what
 happened and how long it took.
 
     python scripts/reliability_table.py
@@ -134,11 +134,11 @@ def damaged(where):
     def scenario(server):
         llm = LLM(model="m", base_url=server.url)
         rows(100).map(edit(llm), batched=True)
-        from hf_synth.runner import process_state
+        from hf_synth.llm.door import shared
 
-        for cache in process_state().caches.values():
+        for cache in shared().caches.values():
             cache.close()
-        process_state().caches.clear()
+        shared().caches.clear()
         path = Path(os.environ["HF_SYNTH_CACHE"]) / "requests.sqlite"
         with sqlite3.connect(path) as db:
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

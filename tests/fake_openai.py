@@ -8,7 +8,8 @@ Faults: an int status or ("status", code, headers); ("sleep", seconds) before an
 connection drops in the middle of the body); "hang_up" (the connection is closed once the request is
 read, before any reply); "not_json" (a 200 whose body is an HTML page);
 "no_choices" (JSON without `choices`); "cut_json" (a 200 whose JSON body stops halfway);
-"dict_content" (`content` an object, not text); "parts" (`content` a list of text parts); "empty"
+"dict_content" (`content` an object, not text); "not_utf8" (a 200 whose JSON holds bytes that are not
+UTF-8); ("redirect", code) (a redirect to another path); "parts" (`content` a list of text parts); "empty"
 (empty content); ("finish", "length") (half the reply, cut) and ("finish", "content_filter") (no
 content); ("trickle", "body" | "headers", seconds) (the response written one byte every `seconds`).
 
@@ -57,6 +58,7 @@ class FakeOpenAI(LoopbackServer):
         self.injected: Counter = Counter()  # faults served, by kind
         self.capacity: int | None = None
         self.json_reply: Callable[[list[dict], dict], dict] | None = None
+        self.reply_headers: Callable[[int], dict] | None = None  # extra headers of the n-th reply (from 0)
         self.violations: list[tuple[str, str]] = []  # (dialect, reply) that broke the request's constraint
         self.in_flight = self.peak_in_flight = 0
         self._random = None
@@ -138,6 +140,11 @@ class FakeOpenAI(LoopbackServer):
             await asyncio.sleep(self.latency)
         if fault == "not_json":
             return web.Response(text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
+        if fault == "not_utf8":
+            return web.Response(body=b'{"choices": [{"message": {"content": "caf\xe9"}, "finish_reason": "stop"}]}',
+                                content_type="application/json")
+        if fault and fault[0] == "redirect":
+            return web.Response(status=fault[1], headers={"Location": "/elsewhere/v1/chat/completions"})
         text, finish_reason = self._constrained(body, self.reply(body["messages"])), "stop"
         if fault == "empty":
             text = ""
@@ -176,7 +183,8 @@ class FakeOpenAI(LoopbackServer):
             await response.write(payload[:len(payload) // 2])
             request.transport.close()
             return response
-        return web.json_response(completion)
+        headers = self.reply_headers(len(self.requests) - 1) if self.reply_headers is not None else None
+        return web.json_response(completion, headers=headers)
 
 
 async def trickle(request: web.Request, payload: bytes, headers_too: bool, gap: float):
@@ -209,6 +217,8 @@ def fault_kind(fault) -> str:
         return f"sleep {fault[1]:g}s"
     if fault[0] == "trickle":
         return f"{fault[1]} trickled"
+    if fault[0] == "redirect":
+        return f"redirect {fault[1]}"
     return f"finish_reason {fault[1]}"
 
 

@@ -1,6 +1,6 @@
 """Fault-injection scenarios, shared by tests/test_faults.py and scripts/fault_table.py: CoEvol over
 Alpaca rows against the fake server with faults injected at random, through `Dataset.map` and the
-real openai client."""
+the real online transport."""
 from __future__ import annotations
 
 import json
@@ -23,6 +23,7 @@ KINDS = {  # fault -> what a row's error says when the fault wins
     "close": "connection dropped",
     "not_json": "not a chat completion (not JSON)",
     "no_choices": "not a chat completion (no choices)",
+    "not_utf8": "not a chat completion (its body is not UTF-8)",
     "empty": "reply was empty",
     ("finish", "length"): "cut at max_tokens",
     ("finish", "content_filter"): "content filter",

@@ -110,5 +110,5 @@ def test_python_errors_start_where_the_user_called(server):
         datasets.Dataset.from_dict({"instruction": ["a"], "output": ["b"]}).map(
             CoEvolTransform(LLM(model="m", base_url=server.url), mode="edit"), batched=True)
     files = {Path(frame.filename).name for frame in traceback.extract_tb(error.value.__traceback__)}
-    assert not files & {"runner.py", "engine.py", "_base.py", "tasks.py"}  # nothing from the loop thread
+    assert not files & {"runner.py", "door.py", "endpoint.py", "online.py", "_base.py", "tasks.py"}  # nothing from the loop thread
     assert error.value.__cause__ is None and error.value.__suppress_context__  # no SDK exception printed

@@ -5,7 +5,7 @@ import datasets
 import pytest
 
 from hf_synth import LLM, CoEvolTransform
-from hf_synth.runner import stats
+from hf_synth.status import counts
 
 pytestmark = pytest.mark.embedded
 
@@ -30,9 +30,9 @@ def test_coevol_runs_on_the_embedded_model():
     # read; free, the 135M model writes a readable verdict 0 times in 8 on the README's sample
     assert [verdict.split("\n")[0] in ("<assistant 1>", "<assistant 2>", "<equal>") for verdict in round_["verdicts"]] == [True, True]
     assert None not in round_["parsed_verdicts"]
-    sent = stats().sent
+    sent = counts().sent
     again = ds.map(CoEvolTransform(LLM(max_tokens=160, extra_body={"stop": ["\n"]}), max_rounds=1), batched=True)
-    assert stats().sent == sent and again.to_list() == out.to_list()
+    assert counts().sent == sent and again.to_list() == out.to_list()
 
 
 def test_review_instruct_runs_on_the_embedded_model():
@@ -55,8 +55,8 @@ def test_review_instruct_runs_on_the_embedded_model():
             # then kept and marked
             assert cut(row["review_error"], 64)
             assert 1 <= row["review_usage"]["calls"] <= 3 and row["review_messages"] is None
-    sent = stats().sent
-    assert seeds.map(make(), batched=True).to_list() == out.to_list() and stats().sent == sent
+    sent = counts().sent
+    assert seeds.map(make(), batched=True).to_list() == out.to_list() and counts().sent == sent
     # the difficulty judge, held to its label line by the grammar, labels every user turn (free, this
     # model named a label in none of the 6 replies of the shipped ReviewInstruct run)
     from hf_synth.transforms import DifficultyTransform
@@ -96,8 +96,8 @@ def test_r2s_runs_on_the_embedded_model_in_english_and_chinese():
             # model rambles past max_tokens: the row is then kept and marked
             assert cut(row["r2s_error"], 64)
             assert row["r2s_messages"] is None and row["r2s_usage"]["calls"] >= 1
-    sent = stats().sent
-    assert docs.map(make(), batched=True).to_list() == out.to_list() and stats().sent == sent
+    sent = counts().sent
+    assert docs.map(make(), batched=True).to_list() == out.to_list() and counts().sent == sent
     # the nine-score judgment, held to its format by the grammar, is read whole (free, this model's
     # judgment of the same dialogue leaves scores unread, so there is no Avg.)
     dialogue = [{"role": "user", "content": "What is this document about?"},

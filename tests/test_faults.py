@@ -5,7 +5,7 @@ from fake_openai import FakeOpenAI, coevol_replies, prefer_edit
 from faults import KINDS, MAX_RETRIES, RETRIED, alpaca, run
 
 from hf_synth import LLM, CoEvolTransform, EndpointError
-from hf_synth.runner import process_state
+from hf_synth.llm.door import endpoints
 
 
 @pytest.mark.parametrize("kind", list(KINDS), ids=[str(k) for k in KINDS])
@@ -91,7 +91,7 @@ def test_concurrency_adapts_to_a_rate_limited_endpoint():
         server.capacity = 6  # more at once get 429, without Retry-After
         llm = LLM(model="m", base_url=server.url, max_concurrency=64, max_retries=10)
         out = alpaca(rows).map(CoEvolTransform(llm, mode="edit", max_rounds=1), batched=True)
-    engine = next(e for engines in process_state().engines.values() for e in engines if e.llm == llm)
+    engine = endpoints(llm)[0]
     assert out["coevol_error"] == [None] * rows
     limited = server.injected["HTTP 429"]
     assert engine.limit.cuts >= 3 and engine.limit.limit < 64

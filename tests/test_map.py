@@ -1,4 +1,4 @@
-"""CoEvolTransform through Dataset.map, the real openai client and a fake server over real HTTP."""
+"""CoEvolTransform through Dataset.map, the online transport and a fake server over real HTTP."""
 import time
 
 import datasets
@@ -6,7 +6,7 @@ import pytest
 from fake_openai import FakeOpenAI
 
 from hf_synth import LLM, CoEvolTransform, EndpointError, InputError
-from hf_synth.runner import stats
+from hf_synth.status import counts
 
 ALPACA = {"id": [0, 1, 2], "instruction": ["Say hi", "Add", "Name a fruit"], "input": ["", "2 and 2", ""],
           "output": ["hi", "4", "apple"]}
@@ -159,9 +159,9 @@ def test_a_rerun_is_served_from_the_request_cache(llm, server):
     ds = datasets.Dataset.from_dict(ALPACA)
     first = ds.map(CoEvolTransform(llm, max_rounds=2), batched=True)
     sent = len(server.requests)
-    cached_before = stats().cached
+    cached_before = counts().cached
     second = ds.map(CoEvolTransform(llm, max_rounds=2), batched=True)
-    assert len(server.requests) == sent and stats().cached - cached_before == sent
+    assert len(server.requests) == sent and counts().cached - cached_before == sent
     assert second.to_list() == first.to_list()
     third = ds.map(CoEvolTransform(llm, max_rounds=2, cache=False), batched=True)  # the cache can be turned off
     assert len(server.requests) == 2 * sent and third.to_list() == first.to_list()
@@ -173,11 +173,11 @@ def test_a_rerun_on_a_dataset_file_reuses_the_datasets_cache(llm, server, tmp_pa
     ds = datasets.load_dataset("json", data_files=str(path), split="train")
     first = ds.map(CoEvolTransform(llm, max_rounds=1), batched=True)
     sent = len(server.requests)
-    cached_before = stats().cached
+    cached_before = counts().cached
     # operational settings differ, the output would not: datasets reuses its cache file
     same = LLM(model="fake-model", base_url=server.url, max_retries=9, max_concurrency=3, timeout=9)
     again = ds.map(CoEvolTransform(same, max_rounds=1), batched=True)
-    assert len(server.requests) == sent and stats().cached == cached_before  # not even a cache lookup
+    assert len(server.requests) == sent and counts().cached == cached_before  # not even a cache lookup
     assert again.cache_files == first.cache_files
 
 

@@ -12,10 +12,13 @@ def test_slots_go_in_arrival_order_and_never_beyond_the_limit():
 
         async def request(n):
             nonlocal peak
-            async with limit.slot():
+            await limit.acquire()
+            try:
                 order.append(n)
                 peak = max(peak, limit.in_flight)
                 await asyncio.sleep(0.001 * (n % 4))
+            finally:
+                limit.release()
 
         await asyncio.gather(*(request(n) for n in range(40)))
         return limit, order, peak
@@ -32,9 +35,12 @@ def test_a_cut_limit_admits_fewer_and_cancelled_waiters_give_their_slot_back():
         held = []
 
         async def hold():
-            async with limit.slot():
+            await limit.acquire()
+            try:
                 held.append(limit.in_flight)
                 await release.wait()
+            finally:
+                limit.release()
 
         holders = [asyncio.create_task(hold()) for _ in range(4)]
         await asyncio.sleep(0)

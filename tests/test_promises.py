@@ -9,15 +9,15 @@ import time
 from pathlib import Path
 
 import datasets
-import httpx
-import openai
 import pytest
 from fake_openai import FakeOpenAI, agent_of, coevol_replies, prefer_edit, r2s_replies, review_replies
 
 import hf_synth
 from hf_synth import LLM, CoEvolTransform, EndpointError, R2STransform, ReviewInstructTransform
-from hf_synth.llm.engine import MAX_RETRY_AFTER, _wait
-from hf_synth.runner import process_state, stats
+from hf_synth.llm.door import endpoints
+from hf_synth.llm.endpoint import wait_before_retry
+from hf_synth.llm.failures import MAX_RETRY_AFTER, StatusError
+from hf_synth.status import counts
 
 SAMPLE = Path(hf_synth.__file__).parent / "data" / "alpaca_sample.jsonl"
 
@@ -27,8 +27,8 @@ def rows(count: int, prefix: str = "task") -> datasets.Dataset:
                                        "output": [f"answer {i}" for i in range(count)]})
 
 
-def engine_of(llm):
-    return next(e for engines in process_state().engines.values() for e in engines if e.llm == llm)
+def endpoint_of(llm):
+    return endpoints(llm)[0]
 
 
 def edit(llm, **options):
@@ -54,7 +54,7 @@ def test_retry_after_is_honoured(server):
 
 @pytest.mark.parametrize("header, waits", [({"Retry-After": "3600"}, MAX_RETRY_AFTER), ({"retry-after-ms": "1500"}, 1.5),
                                            ({"Retry-After": "7"}, 7.0)])
-def test_retry_after_is_read_from_the_real_sdk_error_and_capped(header, waits):
+def test_retry_after_is_read_from_the_reply_headers_and_capped(header, waits):
     assert wait_asked_by(header) == waits
 
 
@@ -68,15 +68,8 @@ def test_retry_after_as_an_http_date_waits_until_then():
 
 
 def wait_asked_by(header: dict) -> float:
-    """What the retry policy waits after a real SDK error carrying `header`."""
-    request = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
-    error = openai.RateLimitError("slow down", response=httpx.Response(429, headers=header, request=request), body=None)
-
-    class State:  # what tenacity hands the wait strategy
-        attempt_number = 1
-        outcome = type("Outcome", (), {"exception": staticmethod(lambda: error)})()
-
-    return _wait(State())
+    """What the retry policy waits before the first retry of a request answered 429 with `header`."""
+    return wait_before_retry(StatusError(429, "slow down", header), 1)
 
 
 # -- 403 and 404 stop the run
@@ -119,7 +112,7 @@ def test_a_wave_of_429s_halves_the_limit_once_and_it_grows_back(server):
     server.faults = [("status", 429, {"Retry-After": "0"})] * 64  # the whole first wave is refused
     llm = LLM(model="m", base_url=server.url, max_concurrency=64)
     out = rows(200).map(edit(llm, cache=False), batched=True)
-    engine = engine_of(llm)
+    engine = endpoint_of(llm)
     assert out["coevol_error"] == [None] * 200
     assert engine.limit.cuts == 1  # one round trip, one cut: not 64 cuts down to 1
     assert 32 < engine.limit.limit <= 64  # halved to 32, then grown back with the successes
@@ -319,7 +312,7 @@ def test_an_llms_rate_limits_make_one_budget_its_replicas_share(server):
     llm = LLM(model="m", base_url=[server.url, server.url], requests_per_minute=600, tokens_per_minute=50_000,
               max_tokens=300)
     assert rows(2).map(edit(llm), batched=True)["coevol_error"] == [None, None]
-    engines = next(engines for key, engines in process_state().engines.items() if key == llm)
+    engines = endpoints(llm)
     budget = engines[0].budget
     assert len(engines) == 2 and engines[1].budget is budget
     assert (budget.requests.max_rate, budget.tokens.max_rate, budget.max_tokens) == (600, 50_000, 300)
@@ -336,9 +329,9 @@ def test_the_run_counts_rows_failed_rows_completions_retries_and_failed_calls(se
         return None
 
     server.fault_for = fault
-    before = dataclasses.replace(stats())
+    before = dataclasses.replace(counts())
     out = rows(5).map(edit(LLM(model="m", base_url=server.url, max_retries=1)), batched=True)
-    after = stats()
+    after = counts()
     assert [error is not None for error in out["coevol_error"]] == [False, False, False, True, True]
     counted = {name: getattr(after, name) - getattr(before, name) for name in ("rows", "rows_failed", "sent", "retries",
                                                                               "failed")}

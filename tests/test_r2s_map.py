@@ -13,7 +13,7 @@ from hf_synth import LLM, InputError, R2STransform
 from hf_synth.export import gllm_pairs
 from hf_synth.filters import Grounded
 from hf_synth.methods.r2s import TYPES
-from hf_synth.runner import stats
+from hf_synth.status import counts
 from hf_synth.transforms import DialogueEvalTransform
 
 DOCUMENTS = Path(hf_synth.__file__).parent / "data" / "documents_sample.jsonl"
@@ -64,9 +64,9 @@ def test_strategies_long_documents_bad_rows_and_a_free_rerun(r2s_llm, r2s_server
     assert out["r2s_error"][2:] == ["document is None, expected text", "document is empty"]
     assert out["r2s_note"][1] == "document truncated from 6000 to 499 characters (max_document_chars=500)"
     assert out["r2s_messages"][2] is None and out["r2s_usage"][2]["calls"] == 0
-    sent = stats().sent
+    sent = counts().sent
     again = ds.map(R2STransform(r2s_llm, turns=2, max_document_chars=500), batched=True, load_from_cache_file=False)
-    assert stats().sent == sent and again.to_list() == out.to_list()
+    assert counts().sent == sent and again.to_list() == out.to_list()
     for strategy in ("direct", "cot"):
         base = ds.select([0]).map(R2STransform(r2s_llm, turns=4, strategy=strategy), batched=True)
         assert base["r2s_usage"][0]["calls"] == 1

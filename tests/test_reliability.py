@@ -1,6 +1,6 @@
 """The promises of docs/reliability.md under the conditions that broke them: bad rows among good ones,
 a failing window carried between runs, dropped connections, two keys, spawn workers, replies that are
-not completions, a trickling server, a damaged cache. Real HTTP on loopback, the real openai client."""
+not completions, a trickling server, a damaged cache. Real HTTP on loopback through the online transport."""
 import contextlib
 import dataclasses
 import os
@@ -12,16 +12,14 @@ import subprocess
 import sys
 
 import datasets
-import httpx
-import openai
 import pytest
 from fake_openai import FakeOpenAI, coevol_replies, prefer_edit
 
 from hf_synth import LLM, CoEvolTransform, EndpointError
 from hf_synth.errors import CacheError, ConfigError
-from hf_synth.llm.failures import ENDPOINT, Failure, classify, describe
+from hf_synth.llm.failures import ENDPOINT, ConnectionFailed, Failure, classify, describe
 from hf_synth.retry import retry_failed
-from hf_synth.runner import stats
+from hf_synth.status import counts
 
 URL = "http://127.0.0.1:9/v1"  # nothing listens: for LLMs that are made, never asked
 CONTEXT = "This model's maximum context length is 8192 tokens; your messages resulted in 9000 tokens."
@@ -118,7 +116,7 @@ def test_an_endpoint_no_connection_reaches_stops_the_run_early_with_one_sentence
 
 def test_an_error_whose_causes_loop_is_still_described():
     # chained exceptions can refer back to each other (a library re-raising what it caught)
-    outer, inner = openai.APIConnectionError(request=httpx.Request("POST", "http://127.0.0.1/v1")), OSError("reset")
+    outer, inner = ConnectionFailed("ClientOSError"), OSError("reset")
     outer.__cause__, inner.__context__ = inner, outer
     assert classify(outer) == Failure(ENDPOINT, retry=True, unreachable=False)
     assert describe(outer, timeout=5) == "connection dropped (OSError)"
@@ -309,11 +307,11 @@ def cache_file() -> str:
 
 def checkpoint_and_forget() -> None:
     """Write the WAL into the file and drop this process's connections, as a new process would start."""
-    from hf_synth.runner import process_state
+    from hf_synth.llm.door import shared
 
-    for cache in process_state().caches.values():
+    for cache in shared().caches.values():
         cache.close()
-    process_state().caches.clear()
+    shared().caches.clear()
     with sqlite3.connect(cache_file()) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
@@ -365,13 +363,13 @@ def test_identical_requests_in_flight_are_sent_once(server):
     server.latency = 0.2
     llm = LLM(model="m", base_url=server.url)
     same = datasets.Dataset.from_dict({"instruction": ["the same task"] * 10, "output": ["the same answer"] * 10})
-    before = dataclasses.replace(stats())
+    before = dataclasses.replace(counts())
     out = same.map(CoEvolTransform(llm, max_rounds=1, cache=False), batched=True)
     assert len(set(out["coevol_output"])) == 1 and out["coevol_error"] == [None] * 10
-    assert len(server.requests) == 8 and stats().sent - before.sent == 8  # one row's eight calls, shared by ten rows
-    assert stats().cached - before.cached == 9 * 8  # the other nine rows wait for them
-    assert stats().prompt_tokens - before.prompt_tokens == out["coevol_usage"][0]["prompt_tokens"] > 0
-    assert stats().completion_tokens - before.completion_tokens == out["coevol_usage"][0]["completion_tokens"] > 0
+    assert len(server.requests) == 8 and counts().sent - before.sent == 8  # one row's eight calls, shared by ten rows
+    assert counts().cached - before.cached == 9 * 8  # the other nine rows wait for them
+    assert counts().prompt_tokens - before.prompt_tokens == out["coevol_usage"][0]["prompt_tokens"] > 0
+    assert counts().completion_tokens - before.completion_tokens == out["coevol_usage"][0]["completion_tokens"] > 0
     assert out["coevol_usage"] == [out["coevol_usage"][0]] * 10 and out["coevol_usage"][0]["calls"] == 8
 
 

@@ -5,7 +5,7 @@ from fake_openai import FakeOpenAI, agent_of, review_replies
 
 from hf_synth import LLM, InputError, ReviewInstructTransform
 from hf_synth.methods.review_instruct_prompts import PERSPECTIVES
-from hf_synth.runner import stats
+from hf_synth.status import counts
 from hf_synth.transforms import DifficultyTransform
 
 SEEDS = {"id": [0, 1, 2], "instruction": ["Explain tides", "Translate", "Name a planet"],
@@ -47,10 +47,10 @@ def test_rounds_and_reviewers_options_and_a_free_rerun(review_llm, review_server
     ds = datasets.Dataset.from_dict(SEEDS).select([0])
     out = ds.map(ReviewInstructTransform(review_llm, rounds=4, num_reviewers=1), batched=True)
     assert len(out[0]["review_messages"]) == 8 and out[0]["review_usage"]["calls"] == 4 + 3 * 2
-    sent = stats().sent
+    sent = counts().sent
     again = ds.map(ReviewInstructTransform(review_llm, rounds=4, num_reviewers=1), batched=True,
                    load_from_cache_file=False)
-    assert stats().sent == sent and again.to_list() == out.to_list()
+    assert counts().sent == sent and again.to_list() == out.to_list()
 
 
 def test_each_role_and_reviewer_can_have_its_own_llm(review_server):

@@ -21,7 +21,7 @@ from hf_synth.errors import ConfigError
 from hf_synth.llm import structured
 from hf_synth.methods import difficulty, judge, quality, r2s, review_instruct
 from hf_synth.methods.dialogue_eval import parse_scores, scores_shape
-from hf_synth.runner import stats
+from hf_synth.status import counts
 from hf_synth.shapes import Choice, Quoted, Shape, Text
 from hf_synth.transforms import (
     DialogueEvalTransform,
@@ -255,19 +255,19 @@ def test_every_method_and_judge_holds_its_parsed_replies_over_vllm(tmp_path):
 def test_structured_changes_the_fingerprint_and_the_request_cache_key(server, monkeypatch):
     free, held = (LLM(model="fake-model", base_url=server.url, structured=s) for s in (None, "vllm"))
     ONE.map(CoEvolTransform(free, max_rounds=1), batched=True)
-    sent = stats().sent
+    sent = counts().sent
     again = ONE.map(CoEvolTransform(held, max_rounds=1), batched=True)
-    assert stats().sent - sent == 8 and again["coevol_rounds"] == [1]  # nothing answered from the free run
-    sent = stats().sent
+    assert counts().sent - sent == 8 and again["coevol_rounds"] == [1]  # nothing answered from the free run
+    sent = counts().sent
     ONE.map(CoEvolTransform(LLM(model="fake-model", base_url=server.url, structured="vllm", max_concurrency=3),
                             max_rounds=1), batched=True)
-    assert stats().sent == sent
+    assert counts().sent == sent
     # a reply held to one shape is not served for another (a later version's judge, say)
     monkeypatch.setattr(judge, "SHAPE", Shape("pairwise_judgment", Choice("verdict", ["<assistant 1>", "<assistant 2>",
                                                                                       "<equal>", "<neither>"]),
                                               "\n", Text("explanation")))
     ONE.map(CoEvolTransform(held, max_rounds=1), batched=True, load_from_cache_file=False)
-    assert stats().sent - sent == 2  # the judge's two orders; the debate, advice and edit come from the cache
+    assert counts().sent - sent == 2  # the judge's two orders; the debate, advice and edit come from the cache
 
 
 def test_a_recipe_records_the_dialect_and_an_older_one_reruns_unconstrained(server, tmp_path):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import os
 import sqlite3
@@ -27,6 +26,7 @@ from typing import Any
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from ..errors import CacheError
+from . import codec
 
 logger = logging.getLogger(__name__)
 REPLY_FIELDS = {"text": str, "finish_reason": (str, type(None)), "prompt_tokens": int, "completion_tokens": int}
@@ -38,11 +38,18 @@ def default_cache_dir() -> Path:
 
 
 def request_key(identity: dict[str, Any], messages, constraint: dict | None = None) -> str:
-    request = {"llm": identity, "messages": list(messages)}
-    if constraint:  # (absent when None, so that older caches still match)
-        request["constraint"] = constraint
-    canonical = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    """The key of a request: the hash of the canonical JSON of who answers (`identity`), what was asked
+    and, when there is one, the constraint on the reply's shape (absent when None, so that older caches
+    still match)."""
+    return key_of(codec.canonical(identity), messages, codec.canonical(constraint) if constraint else None)
+
+
+def key_of(identity_json: bytes, messages, constraint_json: bytes | None = None) -> str:
+    """`request_key` from its parts already in canonical JSON (an LLM's identity is made once, not per
+    request): the canonical JSON of ``{"constraint": …, "llm": …, "messages": …}`` is theirs joined."""
+    text = b"".join((b'{"constraint":' + constraint_json + b"," if constraint_json else b"{", b'"llm":', identity_json,
+                     b',"messages":', codec.canonical(list(messages)), b"}"))
+    return hashlib.sha256(text).hexdigest()
 
 
 def _locked(error: BaseException) -> bool:
@@ -52,7 +59,7 @@ def _locked(error: BaseException) -> bool:
 def _reply(text: str) -> dict | None:
     """A stored reply, or None when it is not one (damaged)."""
     try:
-        reply = json.loads(text)
+        reply = codec.loads(text)
     except (TypeError, ValueError):
         return None
     if not isinstance(reply, dict) or any(not isinstance(reply.get(k), t) for k, t in REPLY_FIELDS.items()):
@@ -64,7 +71,7 @@ class RequestCache:
     def __init__(self, directory: str | os.PathLike | None = None):
         directory = Path(directory) if directory else default_cache_dir()
         self.path = directory / "requests.sqlite"
-        self._pending: dict[str, str] = {}
+        self._pending: dict[str, bytes] = {}
         self._warned = False
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -115,7 +122,7 @@ class RequestCache:
 
     def get(self, key: str) -> dict | None:
         if key in self._pending:
-            return json.loads(self._pending[key])
+            return codec.loads(self._pending[key])
         try:
             row = self._db.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchone()
         except sqlite3.DatabaseError as exc:  # damaged pages, undecodable text
@@ -124,7 +131,7 @@ class RequestCache:
         return _reply(row[0]) if row else None
 
     def put(self, key: str, reply: dict) -> None:
-        self._pending[key] = json.dumps(reply, ensure_ascii=False)
+        self._pending[key] = codec.dumps(reply)
         if len(self._pending) == 1:
             try:
                 asyncio.get_running_loop().call_soon(self.flush)
@@ -138,7 +145,8 @@ class RequestCache:
         try:
             self._db.execute("BEGIN")
             try:
-                self._db.executemany("INSERT OR REPLACE INTO replies (key, reply) VALUES (?, ?)", pending.items())
+                self._db.executemany("INSERT OR REPLACE INTO replies (key, reply) VALUES (?, ?)",
+                                    ((key, reply.decode()) for key, reply in pending.items()))
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise

@@ -1,7 +1,7 @@
 """`LLM`: the description of one OpenAI-compatible endpoint and how to sample from it.
 
 It is a frozen value, validated once when it is made: no client, no connection, nothing unpicklable.
-Clients are made lazily by the engine in each process. Each field says what it is for (field metadata):
+Connections are made lazily by its transport in each process. Each field says what it is for (field metadata):
 `identity` fields change what the endpoint answers (they key the request cache and the fingerprint),
 `sampling` fields are sent with every request (and are part of the identity too), `transport` fields
 only change how requests are sent. The API key is a `Secret` that belongs to this LLM: it never prints,

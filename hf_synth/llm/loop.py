@@ -1,4 +1,4 @@
-"""One event loop per process, on a daemon thread, where every engine lives.
+"""One event loop per process, on a daemon thread, where every endpoint lives.
 
 `Dataset.map` calls a transform synchronously, batch after batch, possibly inside a notebook whose
 own loop is running. Running each batch on a persistent background loop lets clients, connection

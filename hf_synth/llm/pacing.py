@@ -1,11 +1,10 @@
-"""How hard the engine may press an endpoint: an adaptive concurrency limit, optional request and token
+"""How hard an endpoint may be pressed: an adaptive concurrency limit, optional request and token
 rate budgets, a retry budget, and the error rate at which a run gives up. Pure bookkeeping on one event loop; no I/O."""
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import deque
-from contextlib import asynccontextmanager
 
 from aiolimiter import AsyncLimiter
 
@@ -23,9 +22,8 @@ class AdaptiveLimit:
         self._cut_at = float("-inf")
         self._waiting: deque[asyncio.Future] = deque()  # first come, first served
 
-    @asynccontextmanager
-    async def slot(self):
-        """Hold a slot for one attempt; yields the time it was sent."""
+    async def acquire(self) -> None:
+        """Wait for a slot for one attempt (`release` it after)."""
         if self.in_flight >= int(self.limit) or self._waiting:
             # A freed slot is handed to one waiter, not announced to all: with thousands of rows
             # waiting, waking them all on every reply would cost more CPU than the requests.
@@ -35,21 +33,17 @@ class AdaptiveLimit:
                 await ready
             except asyncio.CancelledError:
                 if ready.done() and not ready.cancelled():
-                    self._release()  # it was handed a slot it will not use
+                    self.release()  # it was handed a slot it will not use
                 raise
         else:
             self.in_flight += 1
-        try:
-            yield time.monotonic()
-        finally:
-            self._release()
 
     @property
     def outstanding(self) -> int:
         """Requests in flight or waiting for a slot."""
         return self.in_flight + len(self._waiting)
 
-    def _release(self) -> None:
+    def release(self) -> None:
         self.in_flight -= 1
         while self._waiting and self.in_flight < int(self.limit):
             ready = self._waiting.popleft()

@@ -3,7 +3,7 @@ anywhere.
 
 A pickle carries only the *name* of the environment variable that holds the key, never the key. A key
 given in code is put in this process's environment under a name of its own (``HF_SYNTH_KEY_<random>``):
-forked and spawned workers inherit the environment, so they find it there; an engine that starts other
+forked and spawned workers inherit the environment, so they find it there; a runner that starts other
 workers (Ray) passes `Secret.environment()` to them. A key read from a variable (``OPENAI_API_KEY`` by
 default) is read again from that variable in each worker.
 """
@@ -66,7 +66,7 @@ class Secret:
         return self._value
 
     def environment(self) -> dict[str, str]:
-        """The variable a worker needs to find the key (for engines whose workers do not inherit ours)."""
+        """The variable a worker needs to find the key (for runners whose workers do not inherit ours)."""
         value = self.reveal()
         return {self.env: value} if value is not None else {}
 

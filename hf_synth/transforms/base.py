@@ -20,7 +20,8 @@ from .. import __version__, shapes
 from ..llm import loop, structured
 from ..llm.config import LLM
 from ..protocol import Protocol
-from ..runner import Outcome, Runner, stats
+from ..runner import Outcome, Runner
+from ..status import counts
 from .batches import Batch, as_arrow
 
 logger = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ class MapTransform:
         runner = Runner(self.llms, self.llm, self.cache)
         outcomes = loop.run(runner.run([self.protocol(row) for row in rows]))
         failed = sum(o.error is not None for o in outcomes)
-        run = stats()
+        run = counts()
         logger.info("%s: %d rows, %d failed; this process sent %d requests, %d served from cache, %d retries",
                     type(self).__name__, len(rows), failed, run.sent, run.cached, run.retries)
         return outcomes, batch

@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
+from ..errors import InputError
+
 
 @dataclass
 class Batch:
@@ -36,12 +38,30 @@ def as_arrow(examples, is_batch: Callable[[Any], bool]) -> Batch:
         return Batch(pa.Table.from_pandas(examples, preserve_index=False),
                      lambda table: table.to_pandas(types_mapper=pd.ArrowDtype), True)
     columns = {name: _plain(values) for name, values in examples.items()}
-    if any(_is_numpy(values) for values in examples.values()):  # Ray's "numpy" batches
-        return Batch(pa.table(columns), lambda table: {name: table[name].to_numpy(zero_copy_only=False)
-                                                       for name in table.column_names}, True)
-    if is_batch(examples):
-        return Batch(pa.table(columns), lambda table: table.to_pydict(), True)
-    return Batch(pa.Table.from_pylist([columns]), lambda table: table.to_pylist()[0], False)
+    try:
+        if any(_is_numpy(values) for values in examples.values()):  # Ray's "numpy" batches
+            return Batch(pa.table(columns), lambda table: {name: table[name].to_numpy(zero_copy_only=False)
+                                                           for name in table.column_names}, True)
+        if is_batch(examples):
+            return Batch(pa.table(columns), lambda table: table.to_pydict(), True)
+        return Batch(pa.Table.from_pylist([columns]), lambda table: table.to_pylist()[0], False)
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{_where_not_unicode(columns)} holds text that is not valid Unicode ({exc.reason}: "
+                         f"{exc.object[exc.start:exc.end]!r}), which no dataset can store: decode the data with "
+                         "errors='replace' (or fix it) before mapping.") from None
+
+
+def _where_not_unicode(columns: dict) -> str:
+    """Which column (and row) holds the text that cannot be encoded."""
+    for name, values in columns.items():
+        for number, value in enumerate(values if isinstance(values, list) else [values]):
+            try:
+                pa.array([value])
+            except UnicodeEncodeError:
+                return f"column {name!r}, row {number}," if isinstance(values, list) else f"column {name!r}"
+            except (pa.ArrowException, TypeError, ValueError):
+                continue
+    return "the batch"
 
 
 def _is_numpy(values) -> bool:

@@ -1,0 +1,221 @@
+"""The one door into `llm/`: an agent's chat goes in, its reply comes out — or the row's failure
+(`CallFailed`), or the run's stop (`EndpointError`).
+
+Behind the door, in order: the agent's LLM; the request cache (a reply stored by any earlier run is
+served as is); identical requests in flight at the same time sent once; the replica with the fewest
+outstanding requests among those that can still serve the run; its endpoint's limits, budgets and
+retries (`endpoint.py`) over its transport (`transport.py`); the structured-reply constraint and the
+reading back of a reply written as JSON; the check that a reply is usable; usage and the process's
+counts. A request goes down once and comes back once.
+
+Per process, and shared by every run in it: one set of endpoints per LLM (its key included), one
+request cache per folder, the requests in flight.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+from .. import status
+from ..errors import CallFailed, EndpointError
+from ..protocol import Chat, Reply
+from ..shapes import Shape
+from . import structured
+from . import codec
+from .cache import RequestCache, default_cache_dir, key_of
+from .config import LLM
+from .endpoint import Endpoint
+from .failures import unusable
+from .local import embedded_servers
+from .online import OnlineTransport
+from .pacing import RateBudget
+
+
+@dataclass
+class Usage:
+    """The work a row needed: completions and their tokens (the same whether served or cached)."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def as_dict(self) -> dict:
+        return {"calls": self.calls, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens}
+
+
+class _Shared:
+    def __init__(self):
+        self.pid = os.getpid()
+        self.endpoints: dict[LLM, list[Endpoint]] = {}  # by LLM (its key included): one per replica
+        self.caches: dict[str, RequestCache] = {}
+        self.in_flight: dict[str, asyncio.Future] = {}  # by request key: identical requests share one
+
+
+_shared: _Shared | None = None
+
+
+def shared() -> _Shared:
+    """This process's endpoints, caches and requests in flight (a forked worker makes its own)."""
+    global _shared
+    if _shared is None or _shared.pid != os.getpid():
+        _shared = _Shared()
+    return _shared
+
+
+def endpoints(llm: LLM) -> list[Endpoint]:
+    """One endpoint per replica of `llm`, made once per process; they share the LLM's rate budget."""
+    made = shared().endpoints
+    if llm not in made:
+        budget = (RateBudget(llm.requests_per_minute, llm.tokens_per_minute, llm.max_tokens)
+                  if llm.requests_per_minute or llm.tokens_per_minute else None)
+        urls = llm.replicas or [None] * embedded_servers()  # the embedded model runs one server per core
+        made[llm] = [Endpoint(llm, OnlineTransport(llm, url, replica), budget) for replica, url in enumerate(urls)]
+    return made[llm]
+
+
+def request_cache(folder: str | os.PathLike | bool | None = True) -> RequestCache | None:
+    """The request cache in `folder` (True or None: the default folder; False: none), opened once per
+    process."""
+    if folder is False:
+        return None
+    folder = str(folder if folder not in (True, None) else default_cache_dir())
+    caches = shared().caches
+    if folder not in caches:
+        caches[folder] = RequestCache(folder)
+    return caches[folder]
+
+
+class _Route:
+    """How one LLM's requests are made, worked out once: the identity that keys its cache entries, the
+    body fields every request carries, the constraint of each reply shape."""
+
+    def __init__(self, llm: LLM):
+        self.llm = llm
+        self.endpoints = endpoints(llm)
+        self.identity = codec.canonical(llm.identity())
+        self.fields = {"model": llm.model or "embedded", **llm.sampling(), **llm.extra_body}
+        self._constraints: dict[Shape, tuple[dict, bytes]] = {}
+
+    def constraint(self, shape: Shape | None) -> tuple[dict | None, bytes | None]:
+        """The body fields holding a reply to `shape`, and their canonical JSON (None, None: none)."""
+        if shape is None or not self.llm.structured:
+            return None, None
+        if shape not in self._constraints:
+            fields = structured.constraint(shape, self.llm.structured)
+            self._constraints[shape] = fields, codec.canonical(fields)
+        return self._constraints[shape]
+
+
+class Door:
+    """Asked by the runner for every reply of a run. `llms` maps agent names to their LLM; agents not
+    named use `default`. `cache` is a folder, True for the default folder, or False for none."""
+
+    def __init__(self, llms: Mapping[str, LLM], default: LLM, cache: str | os.PathLike | bool | None = True):
+        self._shared = shared()
+        self._counts = status.counts()
+        self._cache = request_cache(cache)
+        self._default = default
+        self._llms = dict(llms)
+        self._routes: dict[str, _Route] = {}
+        self._by_llm: dict[LLM, _Route] = {}
+
+    def _route(self, agent: str) -> _Route:
+        route = self._routes.get(agent)
+        if route is None:
+            llm = self._llms.get(agent, self._default)
+            route = self._by_llm.get(llm) or self._by_llm.setdefault(llm, _Route(llm))
+            self._routes[agent] = route
+        return route
+
+    def begin_run(self) -> None:
+        """Every run gives each endpoint a new chance."""
+        for made in self._shared.endpoints.values():
+            for endpoint in made:
+                endpoint.begin_run()
+
+    def flush(self) -> None:
+        """Store the replies not yet written."""
+        if self._cache is not None:
+            self._cache.flush()
+
+    def end_run(self) -> None:
+        """Stop a run in which an endpoint completed none of its requests, so that a map whose rows all
+        failed by the endpoint's fault is never cached by `datasets`."""
+        for made in self._shared.endpoints.values():
+            failed = sum(endpoint.endpoint_failures for endpoint in made)
+            if failed and not sum(endpoint.completed for endpoint in made):
+                last = made[-1].last_failure or made[0].last_failure
+                raise EndpointError(f"{made[0].where} completed none of this run's requests: {failed} failed after "
+                                    f"their retries (the last: {last}); completed requests are cached, so the same "
+                                    "run resumes when the endpoint is well.")
+
+    async def ask(self, chat: Chat, usage: Usage) -> Reply:
+        """The reply to `chat` from its agent's LLM, counted in `usage`; `CallFailed` when the request
+        failed for good or its reply cannot be used, `EndpointError` when the run must stop."""
+        route = self._route(chat.agent)
+        constraint, constraint_json = route.constraint(chat.shape)
+        key = key_of(route.identity, chat.messages, constraint_json)
+        stored = self._cache.get(key) if self._cache is not None else None
+        if stored is None:
+            stored = await self._request_once(key, route, chat, constraint)
+        else:
+            self._counts.cached += 1
+        usage.calls += 1
+        usage.prompt_tokens += stored["prompt_tokens"]
+        usage.completion_tokens += stored["completion_tokens"]
+        problem = unusable(stored, route.llm.max_tokens, chat.whole, chat.agent)
+        if problem:
+            raise CallFailed(problem)
+        return Reply(stored["text"], stored["finish_reason"])
+
+    async def _request_once(self, key: str, route: _Route, chat: Chat, constraint: dict | None) -> dict:
+        """Send a request, or wait for the identical one already in flight; store its reply."""
+        counts, in_flight = self._counts, self._shared.in_flight
+        if key in in_flight:
+            counts.cached += 1
+            return await asyncio.shield(in_flight[key])
+        shared = in_flight[key] = asyncio.get_running_loop().create_future()
+        shared.add_done_callback(lambda future: future.cancelled() or future.exception())  # retrieved
+        counts.in_flight += 1
+        try:
+            stored = await self._send(route, chat, constraint)
+        except BaseException as error:
+            counts.failed += isinstance(error, CallFailed)
+            if isinstance(error, asyncio.CancelledError):
+                shared.cancel()
+            else:
+                shared.set_exception(error)
+            raise
+        finally:
+            del in_flight[key]
+            counts.in_flight -= 1
+        if self._cache is not None:
+            self._cache.put(key, stored)
+        shared.set_result(stored)
+        return stored
+
+    async def _send(self, route: _Route, chat: Chat, constraint: dict | None) -> dict:
+        """Send to the replica with the fewest outstanding requests among those that can still serve
+        this run; a replica that cannot passes the request on, until none is left."""
+        body = {**route.fields, "messages": route.llm.messages(chat.messages), **(constraint or {})}
+        while True:
+            serving = [endpoint for endpoint in route.endpoints if endpoint.fatal is None] or route.endpoints[:1]
+            try:
+                completion, retries = await min(serving, key=lambda e: e.limit.outstanding).complete(body, chat.messages)
+                break
+            except EndpointError:
+                if all(endpoint.fatal is not None for endpoint in route.endpoints):
+                    raise
+        text = completion.text
+        if constraint is not None:
+            text = structured.read(chat.shape, route.llm.structured, text)
+        counts = self._counts
+        counts.sent += 1
+        counts.retries += retries
+        counts.prompt_tokens += completion.prompt_tokens
+        counts.completion_tokens += completion.completion_tokens
+        return {"text": text, "finish_reason": completion.finish_reason,
+                "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens}
