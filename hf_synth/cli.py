@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__, replies
+from . import __version__, outputs, replies
 from .errors import HFSynthError
 from .llm.config import LLM
 from .llm.structured import DIALECTS
@@ -59,7 +59,10 @@ def _key_and_cache_arguments(group) -> None:
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="a JSON/JSONL/CSV/Parquet file, a folder saved with save_to_disk, or a Hub dataset id")
-    parser.add_argument("--output", required=True, help="folder to save the result to (Dataset.save_to_disk)")
+    parser.add_argument("--output", required=True, help="folder to save the result to (Dataset.save_to_disk): a new "
+                        "path, or the folder of an earlier hf-synth run")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --output even if hf_synth did not write it (never the input)")
     parser.add_argument("--split", default="train", help="split to read from a Hub dataset or saved DatasetDict")
     parser.add_argument("--limit", type=_count, help="only the first N rows")
     parser.add_argument("--batch-size", type=int, default=64, help="rows run concurrently per map batch")
@@ -144,6 +147,7 @@ def _run(args, steps, title: str):
     from .transforms.base import with_empty_outputs
 
     started, wall_started = time.monotonic(), time.time()
+    outputs.check(args.output, inputs=[args.input], overwrite=args.overwrite)
     dataset = load_input(args.input, args.split)
     if args.limit is not None:
         dataset = dataset.select(range(min(args.limit, len(dataset))))
@@ -168,10 +172,9 @@ def _run(args, steps, title: str):
                       file=sys.stderr)
     seconds = time.monotonic() - started
     run_stats = live.counts  # every process's, workers included
-    _save(dataset, args.output)
     recipe = recipes.make(steps, source=args.input, split=args.split, limit=args.limit, batch_size=args.batch_size,
-                          seconds=seconds, run_stats=run_stats)
-    recipes.save(recipe, args.output)
+                          seconds=seconds, run_stats=run_stats, folder=args.output)
+    _save(dataset, args.output, args.command, recipe)
     print(summary(dataset, [step.prefix for step in steps], seconds, run_stats))
     print(f"saved to {args.output}")
     if args.push_to_hub:
@@ -213,18 +216,27 @@ def _reused(dataset, since: float) -> bool:
     return bool(files) and all(os.path.getmtime(name) < since for name in files)
 
 
-def _save(dataset, folder) -> None:
-    """Save to `folder`, replacing what is there only once the new copy is complete (the dataset may
-    be read from the old one)."""
+def _save(dataset, folder, command: str, recipe: dict | None = None) -> None:
+    """Save to `folder` (already checked by `outputs.check`) with its recipe and hf_synth's mark,
+    replacing what is there only once the new copy is complete: the dataset may be read from the old
+    one, and a run killed while saving leaves the old one whole."""
+    from . import recipe as recipes
+
     folder = Path(folder)
     scratch = folder.with_name(f"{folder.name}.saving-{os.getpid()}")
     # an empty dataset saved in 0 shards does not load again (datasets 4-5): give it one
     dataset.save_to_disk(str(scratch), num_shards=1 if len(dataset) == 0 else None)
-    if folder.exists():
+    if recipe is not None:
+        recipes.save(recipe, scratch)
+    outputs.mark(scratch, command)
+    if folder.exists() or folder.is_symlink():
         old = folder.with_name(f"{folder.name}.old-{os.getpid()}")
         folder.rename(old)
         scratch.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
     else:
         scratch.rename(folder)
 
@@ -232,7 +244,7 @@ def _save(dataset, folder) -> None:
 def _publish(dataset, recipe, repo_id: str, args, folder=None) -> None:
     from .hub import publish, write_repo
 
-    card = dict(recipe=recipe, license=args.license, language=args.language)
+    card = dict(recipe=recipe, license=args.license, language=args.language, overwrite=getattr(args, "overwrite", False))
     if getattr(args, "local_only", False):
         print(f"repository folder written to {write_repo(dataset, folder, repo_id=repo_id, **card)}")
     else:
@@ -245,6 +257,8 @@ def _publish_command(args) -> None:
 
     if args.local_only and not args.folder:
         raise HFSynthError("--local-only writes the repository folder only: say where with --folder")
+    if args.folder:
+        outputs.check(args.folder, inputs=[args.dir], overwrite=args.overwrite, flag="--folder")
     recipe = recipes.load(args.dir)
     _publish(load_input(args.dir), recipe, args.repo_id, args, folder=args.folder)
 
@@ -254,10 +268,11 @@ def _reproduce(args) -> None:
 
     recipe = recipes.load(args.recipe)
     given = recipe["input"]
-    args.input = args.input or given.get("source")
+    recorded = recipes.input_path(recipe, args.recipe)
+    args.input = args.input or recorded
     if not args.input:
         raise HFSynthError(f"{args.recipe} does not say what the input was: pass --input")
-    if args.input.startswith(("/", ".")) and not Path(args.input).exists():
+    if args.input == recorded and (given.get("local") or args.input.startswith(("/", "."))) and not Path(args.input).exists():
         raise HFSynthError(f"the recipe's input {args.input} is not here: pass --input with where it is now")
     args.split = args.split or given.get("split") or "train"
     args.limit = args.limit if args.limit is not None else given.get("limit")
@@ -352,13 +367,14 @@ def _filter(args) -> None:
     if not steps:
         raise HFSynthError("nothing to filter by: give --keep, --min-quality, --min-turns, --max-turns "
                            "or --max-tokens-per-conversation")
+    outputs.check(args.output, inputs=[args.input], overwrite=args.overwrite)
     dataset = load_input(args.input, args.split)
     print(f"rows: {len(dataset)}")
     for step in steps:
         dataset = dataset.filter(step, batched=True, batch_size=args.batch_size, num_proc=args.num_proc,
                                  desc=type(step).__name__)
         print(f"after {type(step).__name__}: {len(dataset)}")
-    dataset.save_to_disk(args.output)
+    _save(dataset, args.output, "filter")
     run = counts()
     print(f"this run: {run.sent} requests sent, {run.cached} from cache; time: {time.monotonic() - started:.1f}s")
     print(f"saved to {args.output}")
@@ -371,8 +387,10 @@ def _analyze(args) -> None:
     from .analysis import report
     from .io import load_input
 
+    outputs.check(args.output, inputs=[args.input], overwrite=args.overwrite)
     dataset = load_input(args.input, args.split)
     written = report(dataset, args.output)
+    outputs.mark(args.output, "analyze")
     print(f"{', '.join(written.methods)} output, {len(dataset)} rows: {len(written.files)} files written to {args.output}")
     print(f"summary: {written.folder / 'summary.md'}")
 
@@ -503,12 +521,17 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("repo_id", help="the Hub dataset repository, e.g. me/alpaca-coevol (created if needed)")
     publish.add_argument("--folder", help="write the repository folder here too, to inspect or upload later")
     publish.add_argument("--local-only", action="store_true", help="only write --folder; upload nothing")
+    publish.add_argument("--overwrite", action="store_true",
+                         help="replace --folder even if hf_synth did not write it (never the run's folder)")
     _publish_arguments(publish)
     publish.set_defaults(run=_publish_command)
 
     reproduce = commands.add_parser("reproduce", help="run a recipe again (hf_synth_recipe.json of a run or a published dataset)")
     reproduce.add_argument("recipe", help="a recipe file, or a folder that holds one")
-    reproduce.add_argument("--output", required=True, help="folder to save the result to")
+    reproduce.add_argument("--output", required=True, help="folder to save the result to: a new path, or the folder "
+                           "of an earlier hf-synth run")
+    reproduce.add_argument("--overwrite", action="store_true",
+                        help="replace --output even if hf_synth did not write it (never the input)")
     reproduce.add_argument("--input", help="the input to use instead of the recipe's")
     reproduce.add_argument("--split", help="default: the recipe's")
     reproduce.add_argument("--limit", type=int, help="default: the recipe's")
@@ -524,13 +547,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     analyze = commands.add_parser("analyze", help="tables and figures of a finished run (rounds, lengths, directions, …)")
     analyze.add_argument("input", help="a dataset written by hf-synth (a save_to_disk folder) or a data file")
-    analyze.add_argument("--output", required=True, help="folder for the CSV tables, PNG/HTML figures and summary.md")
+    analyze.add_argument("--output", required=True, help="folder for the CSV tables, PNG/HTML figures and summary.md "
+                         "(a new path, or one hf-synth wrote)")
+    analyze.add_argument("--overwrite", action="store_true",
+                        help="replace --output even if hf_synth did not write it (never the input)")
     analyze.add_argument("--split", default="train", help="split of a saved DatasetDict or Hub dataset")
     analyze.set_defaults(run=_analyze)
 
     filter_ = commands.add_parser("filter", help="keep the rows worth training on (plain and LLM-judged filters)")
     filter_.add_argument("input", help="a dataset written by hf-synth (a save_to_disk folder), a data file, or a Hub id")
-    filter_.add_argument("--output", required=True, help="folder to save the kept rows to")
+    filter_.add_argument("--output", required=True, help="folder to save the kept rows to (a new path, or one hf-synth wrote)")
+    filter_.add_argument("--overwrite", action="store_true",
+                        help="replace --output even if hf_synth did not write it (never the input)")
     filter_.add_argument("--split", default="train", help="split of a saved DatasetDict or Hub dataset")
     filter_.add_argument("--batch-size", type=int, default=64, help="rows judged concurrently per batch")
     filter_.add_argument("--num-proc", type=int, help="worker processes for Dataset.filter")

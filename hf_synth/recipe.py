@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,15 +21,40 @@ FILE = "hf_synth_recipe.json"
 
 
 def make(steps: Sequence, *, source: str | None = None, split: str = "train", limit: int | None = None,
-         batch_size: int | None = None, seconds: float | None = None, run_stats=None) -> dict[str, Any]:
-    """The recipe of `steps` (transforms, in the order they were mapped) over `source`."""
+         batch_size: int | None = None, seconds: float | None = None, run_stats=None,
+         folder=None) -> dict[str, Any]:
+    """The recipe of `steps` (transforms, in the order they were mapped) over `source`, to be saved in
+    `folder`. A local input is recorded relative to `folder`, so that `reproduce` finds it from any
+    folder and no absolute path is written (without `folder`: by its name alone); `published` keeps only
+    its name."""
     run = {"seconds": round(seconds, 1) if seconds is not None else None}
     if run_stats is not None:
         run.update(requests_sent=run_stats.sent, from_cache=run_stats.cached, retries=run_stats.retries)
-    if source is not None and Path(source).exists():  # found again from any folder
-        source = str(Path(source).resolve())
-    return {"hf_synth": __version__, "input": {"source": source, "split": split, "limit": limit},
-            "steps": [step.settings() for step in steps], "map": {"batch_size": batch_size}, "run": run}
+    given = {"source": source, "split": split, "limit": limit}
+    if source is not None and Path(source).exists():
+        path = Path(source).resolve()
+        given["source"] = os.path.relpath(path, Path(folder).resolve()) if folder is not None else path.name
+        given["local"] = True
+    return {"hf_synth": __version__, "input": given, "steps": [step.settings() for step in steps],
+            "map": {"batch_size": batch_size}, "run": run}
+
+
+def published(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The recipe as a published dataset shows it: a local input by its name alone (where it was on this
+    machine is nobody else's business; `reproduce` asks for `--input`)."""
+    given = recipe["input"]
+    if not given.get("local") or not given.get("source"):
+        return recipe
+    return {**recipe, "input": {**given, "source": Path(given["source"]).name}}
+
+
+def input_path(recipe: dict[str, Any], recipe_path) -> str | None:
+    """Where the recipe's input is: a local input found from the recipe's folder, else its Hub id."""
+    source = recipe["input"].get("source")
+    if source is None or not recipe["input"].get("local"):
+        return source
+    folder = Path(recipe_path) if Path(recipe_path).is_dir() else Path(recipe_path).parent
+    return os.path.normpath(folder / source) if not os.path.isabs(source) else source
 
 
 def transforms(recipe: dict[str, Any], *, api_key_env: str | None = None, cache: bool | str = True,

@@ -2,6 +2,7 @@
 served, help with defaults, `reproduce` from another folder with overrides, no half-written folder,
 and errors in Python that start where the user called."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -81,7 +82,9 @@ def test_reproduce_from_another_folder_with_overrides(server, tmp_path):
                 "--model", "m", "--base-url", server.url, cwd=data)
     assert first.returncode == 0, first.stderr
     recipe = json.loads((tmp_path / "run" / FILE).read_text())
-    assert recipe["input"]["source"] == str(data / "alpaca.jsonl")  # found again from anywhere
+    # relative to the run's folder: found again from anywhere, and no path of this machine is written
+    assert recipe["input"]["source"] == os.path.join("..", "data", "alpaca.jsonl") and recipe["input"]["local"]
+    assert str(tmp_path) not in (tmp_path / "run" / FILE).read_text()
     with FakeOpenAI(coevol_replies(prefer_edit)) as elsewhere:
         again = cli("reproduce", str(tmp_path / "run"), "--output", str(tmp_path / "again"), "--model", "other",
                     "--base-url", elsewhere.url, "--no-cache", cwd="/")

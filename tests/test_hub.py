@@ -171,6 +171,7 @@ def test_license_of_a_hub_source_is_read_from_its_card(tmp_path):
     recipe_path = tmp_path / "run" / recipe.FILE
     written = json.loads(recipe_path.read_text())
     written["input"]["source"] = "tatsu-lab/alpaca"  # as if the run had read the Hub dataset
+    del written["input"]["local"]
     recipe_path.write_text(json.dumps(written))
     with FakeHub() as hub:
         hub.add_file("tatsu-lab/alpaca", "README.md", b"---\nlicense: cc-by-nc-4.0\nlanguage:\n- en\n---\n# Alpaca\n")

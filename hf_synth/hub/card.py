@@ -48,15 +48,16 @@ def on_hub(source: str | None) -> bool:
     return bool(source) and not Path(source).exists() and re.fullmatch(r"[\w.-]+/[\w.-]+|[\w.-]+", source) is not None
 
 
-def source_card_data(source: str | None) -> DatasetCardData | None:
-    """The metadata of the source dataset's card: a local folder's README.md or the Hub dataset's."""
+def source_card_data(source: str | None, hub: bool | None = None) -> DatasetCardData | None:
+    """The metadata of the source dataset's card: a local folder's README.md or, when `hub` (default:
+    when `source` looks like a Hub id), the Hub dataset's."""
     if not source:
         return None
     path = Path(source)
     if path.is_dir():
         readme = path / "README.md"
         return DatasetCard.load(readme).data if readme.is_file() else None
-    if not on_hub(source):
+    if not (on_hub(source) if hub is None else hub):
         return None
     with tempfile.TemporaryDirectory() as folder:
         try:
@@ -84,11 +85,12 @@ def build_card(dataset, transform=None, *, recipe: dict[str, Any] | None = None,
     method = next((step.prefix for step in steps if step.prefix in METHODS), None)
     template, tag, tasks = METHODS.get(method, ("_base.md", None, ["text-generation"]))
 
-    license, language, license_from = _license_and_language(source, license, language)
+    hub = on_hub(source) and not recipe["input"].get("local")  # (a local input is recorded by name or relative path)
+    license, language, license_from = _license_and_language(source, license, language, hub)
     data = DatasetCardData(
         license=license, language=language, task_categories=tasks, size_categories=[size_category(len(dataset))],
         tags=["synthetic", "hf-synth"] + ([tag] if tag else []),
-        source_datasets=[f"extended|{source}"] if on_hub(source) else None,
+        source_datasets=[f"extended|{source}"] if hub else None,
         pretty_name=repo_id.split("/")[-1] if repo_id else None,
         configs=[{"config_name": "default", "data_files": [{"split": "train", "path": DATA_FILES}]}],
     )
@@ -99,7 +101,8 @@ def build_card(dataset, transform=None, *, recipe: dict[str, Any] | None = None,
     main = next((s for s in steps if s.prefix == method), steps[0])
     content = environment.get_template(template).render(
         card_data=data.to_yaml(), pretty_name=data.pretty_name or f"{type(main).__name__.removesuffix('Transform')} data",
-        rows=len(dataset), source=source, source_on_hub=on_hub(source), split=recipe["input"].get("split", split),
+        rows=len(dataset), source=source, source_on_hub=hub,
+        source_name=Path(source).name if source else None, split=recipe["input"].get("split", split),
         limit=recipe["input"].get("limit"), license=license, license_from=license_from,
         steps=[_step(step) for step in steps], options=main.options(), version=recipe.get("hf_synth", __version__),
         statistics=[_statistics(dataset, step) for step in steps], run=recipe.get("run") or {},
@@ -125,16 +128,16 @@ def recipe_of(transform, recipe, source, split) -> dict[str, Any]:
     return recipes.make(steps, source=source, split=split)
 
 
-def _license_and_language(source, license, language) -> tuple[str, list[str] | None, str | None]:
+def _license_and_language(source, license, language, hub: bool) -> tuple[str, list[str] | None, str | None]:
     language = [language] if isinstance(language, str) else list(language) if language else None
     license_from = None
     # the source's card is read for a missing license, or for a missing language when that costs no
     # network look-up (a local folder): a Hub look-up offline waits on its retries
-    if license is None or (language is None and not on_hub(source)):
+    if license is None or (language is None and not hub):
         try:
             with plain_errors(f"read the license of {source!r} from its dataset card",
                               "Pass license= (and language=) yourself."):
-                found = source_card_data(source)
+                found = source_card_data(source, hub)
         except HFSynthError:
             if license is None:
                 raise

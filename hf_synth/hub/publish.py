@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 import datasets
 
+from .. import outputs
 from .. import recipe as recipes
 from ..errors import HFSynthError
 from .card import DATA_FILES, build_card, recipe_of
@@ -26,15 +27,16 @@ ANALYSIS = "analysis"
 def write_repo(dataset: datasets.Dataset, folder, transform=None, *, recipe: dict[str, Any] | None = None,
                source: str | None = None, split: str = "train", license: str | None = None,
                language: str | Sequence[str] | None = None, repo_id: str | None = None,
-               analysis: bool = True) -> Path:
+               analysis: bool = True, overwrite: bool = False) -> Path:
     """Write the repository folder of `dataset`: `data/train-*.parquet`, `README.md` (the card, see
     `build_card` for the arguments), `analysis/` (when `analysis` and the `[analysis]` extra is
-    installed) and the recipe. Returns the folder."""
+    installed) and the recipe. Returns the folder. `folder` must be new, empty, or one written here
+    before, unless `overwrite`."""
     if not isinstance(dataset, datasets.Dataset):
         raise TypeError(f"write_repo takes one split (a datasets.Dataset), not a {type(dataset).__name__}: "
                         "publish ds['train']")
-    recipe = recipe_of(transform, recipe, source, split)
-    folder = Path(folder)
+    recipe = recipes.published(recipe_of(transform, recipe, source, split))
+    folder = outputs.check(folder, overwrite=overwrite, flag="folder", fix="pass overwrite=True")
     new = not folder.exists()
     try:
         for stale in (folder / "data", folder / ANALYSIS):  # what an earlier write left: shard counts change
@@ -71,13 +73,14 @@ def _analysis(dataset, folder: Path):
 def publish(dataset: datasets.Dataset, repo_id: str, transform=None, *, recipe: dict[str, Any] | None = None,
             source: str | None = None, split: str = "train", license: str | None = None,
             language: str | Sequence[str] | None = None, private: bool | None = None, token: str | None = None,
-            folder=None, analysis: bool = True, commit_message: str | None = None) -> str:
+            folder=None, analysis: bool = True, commit_message: str | None = None, overwrite: bool = False) -> str:
     """Publish `dataset` to the Hub dataset repository `repo_id` (created if needed) in one commit:
     the folder `write_repo` writes (into `folder` when given, to keep it). The token comes from
     `token`, ``HF_TOKEN`` or the saved login. Returns the commit's URL."""
     with tempfile.TemporaryDirectory() as scratch:
         folder = write_repo(dataset, folder or scratch, transform, recipe=recipe, source=source, split=split,
-                            license=license, language=language, repo_id=repo_id, analysis=analysis)
+                            license=license, language=language, repo_id=repo_id, analysis=analysis,
+                            overwrite=overwrite)
         api = hub_api(token)
         later = (f"The repository folder is in {folder}; upload it later with `hf upload {repo_id} {folder} "
                  "--repo-type dataset`." if folder != Path(scratch) else "")
