@@ -19,11 +19,12 @@ SAMPLE = ROOT / "hf_synth" / "data" / "alpaca_sample.jsonl"
 
 
 @contextmanager
-def fake_server(latency: float = 0.0, replies: str = "coevol"):
-    """The loopback fake OpenAI-compatible server (tests/fake_openai.py) in its own process; yields
-    its base URL."""
+def fake_server(latency: float = 0.0, replies: str = "coevol", inject: float = 0.0, status: int = 503):
+    """The loopback fake OpenAI-compatible server (tests/fake_openai.py) in its own process, answering
+    a share `inject` of the requests with HTTP `status` at random; yields its base URL."""
     server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "fake_openai.py"), "--latency", str(latency),
-                               "--replies", replies], stdout=subprocess.PIPE, text=True)
+                               "--replies", replies, "--inject", str(inject), "--status", str(status)],
+                              stdout=subprocess.PIPE, text=True)
     try:
         yield server.stdout.readline().strip()
     finally:

@@ -334,9 +334,15 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before every reply")
     parser.add_argument("--replies", choices=("coevol", "echo"), default="coevol",
                         help="coevol: CoEvol agents' replies, every edit accepted; echo: the last message back")
+    parser.add_argument("--inject", type=float, default=0.0, metavar="RATE",
+                        help="answer this share of the requests, at random, with --status")
+    parser.add_argument("--status", type=int, default=503, help="the HTTP status of injected faults")
     args = parser.parse_args()
     reply = coevol_replies(prefer_edit) if args.replies == "coevol" else lambda messages: messages[-1]["content"] if messages else "ok"
-    server = FakeOpenAI(reply, latency=args.latency, record=False).start()
+    server = FakeOpenAI(reply, latency=args.latency, record=False)
+    if args.inject:
+        server.inject(args.inject, [args.status])
+    server.start()
     print(server.url, flush=True)
     threading.Event().wait()
 

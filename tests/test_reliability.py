@@ -17,6 +17,7 @@ from fake_openai import FakeOpenAI, coevol_replies, prefer_edit
 
 from hf_synth import LLM, CoEvolTransform, EndpointError
 from hf_synth.errors import CacheError, ConfigError
+from hf_synth.llm.door import forget_endpoints, shared
 from hf_synth.llm.failures import ENDPOINT, ConnectionFailed, Failure, classify, describe
 from hf_synth.retry import retry_failed
 from hf_synth.status import counts
@@ -67,6 +68,50 @@ def test_the_failure_window_starts_fresh_with_each_run(server):
     out = rows(12, long_from=0).select(range(12)).map(CoEvolTransform(llm, mode="edit"), batched=True)
     out2 = rows(30).map(CoEvolTransform(llm, mode="edit"), batched=True)
     assert all("HTTP 400" in e for e in out["coevol_error"]) and out2["coevol_error"] == [None] * 30
+
+
+@pytest.mark.parametrize("fault", [("status", 504, {"Retry-After": "0"}), ("status", 502, {"Retry-After": "0"}),
+                                   ("sleep", 3)], ids=["504", "502", "slower than timeout"])
+def test_rows_a_proxy_times_out_fail_alone_on_every_run(server, fault):
+    # 60 over-long rows sorted last among 128: more than any run of failures that stops a run, and
+    # the last batch holds only 4 others
+    server.fault_for = lambda body: fault if len(str(body["messages"])) > 10_000 else None
+    llm = LLM(model="m", base_url=server.url, max_retries=2, timeout=1.5)
+    for run in range(2):  # the second run: the good rows come from the cache, the bad ones fail again
+        out = rows(128, long_from=68).map(CoEvolTransform(llm, mode="edit"), batched=True, batch_size=64)
+        assert out["coevol_error"][:68] == [None] * 68
+        assert all(error and ("HTTP 50" in error or "timeout=1.5s" in error) for error in out["coevol_error"][68:])
+    # every bad row asked again on each run, within its retries (and the retry budget: most of the batch
+    # fails), plus the few requests the endpoint completed before, asked again to see it still serves
+    assert 68 + 2 * 60 <= len(server.requests) <= 68 + 2 * 60 * 3 + 10
+
+
+def test_rows_that_always_get_a_500_spread_through_a_big_batch_fail_alone(server):
+    # 5% of the rows, evenly spread, in datasets' default batch of 1,000 rows
+    def row_of(body) -> int:
+        return int(re.search(r"task (\d+)\n", body["messages"][-1]["content"]).group(1))
+
+    server.fault_for = lambda body: ("status", 500, {"Retry-After": "0"}) if row_of(body) % 20 == 7 else None
+    out = rows(400).map(CoEvolTransform(LLM(model="m", base_url=server.url), mode="edit", cache=False),
+                        batched=True, batch_size=1000)
+    assert [i for i, error in enumerate(out["coevol_error"]) if error] == [i for i in range(400) if i % 20 == 7]
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["served in this process", "served in an earlier run"])
+def test_an_endpoint_that_stops_serving_mid_job_stops_it_early(server, cached):
+    llm = LLM(model="m", base_url=server.url, max_concurrency=4, max_retries=1)
+    assert rows(20).map(CoEvolTransform(llm, mode="edit"), batched=True)["coevol_error"] == [None] * 20
+    if cached:  # a new process: all it knows of the endpoint is what the cache holds
+        forget_endpoints()
+    server.fault_for = lambda body: ("status", 503, {"Retry-After": "0"})  # its models may still be listed
+    before = len(server.requests)
+    with pytest.raises(EndpointError) as error:
+        rows(300).map(CoEvolTransform(llm, mode="edit"), batched=True)
+    assert re.fullmatch(r"\S+ is failing: its last 1\d attempts failed with none completing meanwhile, and it no longer "
+                        r"completes a request it completed before \(HTTP 503: .*\) \(the last: HTTP 503: .*\); "
+                        r"completed requests are cached, so the same run resumes when the endpoint is well\.",
+                        str(error.value)), str(error.value)
+    assert len(server.requests) - before <= 10 + 4 + 1  # ten failed attempts, what was in flight, the request asked again
 
 
 @pytest.mark.parametrize("fault, cause", [("close", "ContentLengthError"), ("hang_up", "ServerDisconnectedError")])
@@ -266,7 +311,7 @@ def test_an_endpoint_that_speaks_no_usable_protocol_stops_the_run_and_caches_not
     source = datasets.load_dataset("json", data_files=str(tmp_path / "in.jsonl"), split="train")
     server.fault_for = lambda body: fault
     transform = CoEvolTransform(LLM(model="m", base_url=server.url, max_retries=1), mode="edit")
-    with pytest.raises(EndpointError, match="completed none of this run's requests") as error:
+    with pytest.raises(EndpointError, match="completed none of this job's requests") as error:
         source.map(transform, batched=True)
     assert "not a chat completion" in str(error.value) and "\n" not in str(error.value)
     server.fault_for = None  # the endpoint is fixed: the same job runs, nothing was frozen
@@ -307,8 +352,6 @@ def cache_file() -> str:
 
 def checkpoint_and_forget() -> None:
     """Write the WAL into the file and drop this process's connections, as a new process would start."""
-    from hf_synth.llm.door import shared
-
     for cache in shared().caches.values():
         cache.close()
     shared().caches.clear()

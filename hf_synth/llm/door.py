@@ -76,6 +76,16 @@ def endpoints(llm: LLM) -> list[Endpoint]:
     return made[llm]
 
 
+def forget_endpoints() -> None:
+    """Close this process's connections and forget its endpoints, as a new process would start."""
+    from . import loop
+
+    made = shared().endpoints
+    for endpoint in [endpoint for replicas in made.values() for endpoint in replicas]:
+        loop.run(endpoint.transport.close())
+    made.clear()
+
+
 def request_cache(folder: str | os.PathLike | bool | None = True) -> RequestCache | None:
     """The request cache in `folder` (True or None: the default folder; False: none), opened once per
     process."""
@@ -98,6 +108,10 @@ class _Route:
         self.identity = codec.canonical(llm.identity())
         self.fields = {"model": llm.model or "embedded", **llm.sampling(), **llm.extra_body}
         self._constraints: dict[Shape, tuple[dict, bytes]] = {}
+
+    def body(self, chat: Chat, constraint: dict | None) -> dict:
+        """The JSON body that asks for `chat`."""
+        return {**self.fields, "messages": self.llm.messages(chat.messages), **(constraint or {})}
 
     def constraint(self, shape: Shape | None) -> tuple[dict | None, bytes | None]:
         """The body fields holding a reply to `shape`, and their canonical JSON (None, None: none)."""
@@ -142,13 +156,14 @@ class Door:
             self._cache.flush()
 
     def end_run(self) -> None:
-        """Stop a run in which an endpoint completed none of its requests, so that a map whose rows all
-        failed by the endpoint's fault is never cached by `datasets`."""
+        """Stop a run whose requests failed by the endpoint's fault when the endpoint has never served
+        this job (no completion, no cached reply), so that a map whose rows all failed that way is never
+        cached by `datasets`."""
         for made in self._shared.endpoints.values():
             failed = sum(endpoint.endpoint_failures for endpoint in made)
-            if failed and not sum(endpoint.completed for endpoint in made):
+            if failed and not sum(endpoint.vouched for endpoint in made):
                 last = made[-1].last_failure or made[0].last_failure
-                raise EndpointError(f"{made[0].where} completed none of this run's requests: {failed} failed after "
+                raise EndpointError(f"{made[0].where} completed none of this job's requests: {failed} failed after "
                                     f"their retries (the last: {last}); completed requests are cached, so the same "
                                     "run resumes when the endpoint is well.")
 
@@ -163,6 +178,10 @@ class Door:
             stored = await self._request_once(key, route, chat, constraint)
         else:
             self._counts.cached += 1
+            for endpoint in route.endpoints:  # the endpoint served this job before
+                endpoint.vouched += 1
+                if endpoint.canary is None:
+                    endpoint.canary = route.body(chat, constraint)
         usage.calls += 1
         usage.prompt_tokens += stored["prompt_tokens"]
         usage.completion_tokens += stored["completion_tokens"]
@@ -200,7 +219,7 @@ class Door:
     async def _send(self, route: _Route, chat: Chat, constraint: dict | None) -> dict:
         """Send to the replica with the fewest outstanding requests among those that can still serve
         this run; a replica that cannot passes the request on, until none is left."""
-        body = {**route.fields, "messages": route.llm.messages(chat.messages), **(constraint or {})}
+        body = route.body(chat, constraint)
         while True:
             serving = [endpoint for endpoint in route.endpoints if endpoint.fatal is None] or route.endpoints[:1]
             try:

@@ -6,9 +6,10 @@ is left of its own limits (``x-ratelimit-*`` headers: when one is spent, new req
 reset instead of drawing 429s). What a failure means —
 retry it, mark the row, or stop the run — is decided by `failures.classify`: retries with exponential
 backoff and full jitter (honouring ``Retry-After``) within the request's `max_retries` and, except
-429s, the run's retry budget. Only the endpoint's failures count toward stopping a run: when at least
-half of the last requests failed, when no connection can be made at all, or when the endpoint
-answered none of a batch's requests. Every run (a batch) starts with a fresh window.
+429s, the run's retry budget. A request that still fails marks its row. The run stops when no
+connection can be made at all, or when attempts keep failing with none completing meanwhile and the
+endpoint has never served this job or no longer completes a request it completed before
+(`pacing.Breaker`): a cluster of bad rows is theirs, not the endpoint's.
 
 The retry loop is written out rather than built per request from a library: it runs for every
 request, and its decisions read state the endpoint shares across requests (the breaker, the budget).
@@ -23,7 +24,7 @@ from ..errors import CallFailed, EndpointError
 from .config import LLM, without_credentials
 from .failures import (ENDPOINT, RUN, ConnectionFailed, NotACompletion, StatusError, TransportFailure, classify, describe,
                        retry_after)
-from .pacing import AdaptiveLimit, ErrorRate, RateBudget, RetryBudget
+from .pacing import AdaptiveLimit, Breaker, RateBudget, RetryBudget
 from .transport import Completion, Transport
 
 # An endpoint is declared unreachable after this many attempts in a row that could not connect at
@@ -31,6 +32,7 @@ from .transport import Completion, Transport
 CONNECTION_FAILURES_TO_GIVE_UP = 8
 OUTAGE_SECONDS = 120.0
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
+RESUME = "completed requests are cached, so the same run resumes when the endpoint is well."
 
 
 def wait_before_retry(exc: BaseException, retry: int) -> float:
@@ -49,6 +51,9 @@ class Endpoint:
         self.budget = budget  # shared by the LLM's replicas
         self.limit = AdaptiveLimit(llm.max_concurrency)
         self._resume_at = 0.0  # no request is sent before (time.monotonic()): a rate limit is spent
+        self.vouched = 0  # requests of this LLM that completed here before or were answered from the cache
+        self.canary: dict | None = None  # a request it completed (or the cache holds): is it still served?
+        self._retry_budget = RetryBudget(cap=max(100.0, 2.0 * llm.max_concurrency))  # the endpoint's load, across runs
         self.begin_run()
 
     def begin_run(self) -> None:
@@ -57,8 +62,9 @@ class Endpoint:
         self.completed = 0           # requests of this run that got a completion
         self.endpoint_failures = 0   # requests of this run that failed for good by the endpoint's fault
         self.last_failure: str | None = None
-        self._retry_budget = RetryBudget()
-        self._errors = ErrorRate()
+        self._breaker = Breaker()
+        self._judging = False
+        self._judged = asyncio.Event()  # cleared while the endpoint is being judged: nothing new is sent
         self._cannot_connect = 0
         self._last_answer: float | None = None
 
@@ -83,38 +89,66 @@ class Endpoint:
         except EndpointError as error:
             self.fatal = self.fatal or error
             raise self.fatal from None
-        except CallFailed as failed:
-            if self.fatal is not None:  # decided while this request was failing: report that instead
-                raise self.fatal from None
-            if failed.blame == ENDPOINT:
-                self.endpoint_failures += 1
-                self.last_failure = str(failed)
-                self._errors.record(True)
-                if self._errors.too_high():
-                    self.fatal = EndpointError(
-                        f"{self.where} is failing: {self._errors.describe()} after their retries (the last: "
-                        f"{failed}); completed requests are cached, so the same run resumes when the endpoint is well.")
-            raise
-        self._errors.record(False)
+        self._breaker.completed()
         self.completed += 1
+        self.vouched += 1
+        self.canary = body
         return completed
 
     async def _complete(self, body: dict, messages) -> tuple[Completion, int]:
         self._retry_budget.requested()
-        retries = 0
+        retries, first_sent = 0, None
         while True:
             try:
                 return await self._attempt(body, messages), retries
             except TransportFailure as exc:
+                first_sent = first_sent or exc.sent_at
                 failure = classify(exc)
                 may = failure.retry and retries < self.llm.max_retries
-                if not (may and self.fatal is None and (failure.rate_limited or self._retry_budget.withdraw())):
-                    attempts = retries + 1
-                    raise CallFailed(f"{self._describe(exc)} (after {attempts} attempt{'s' * (attempts > 1)}"
-                                     f"{'; the run has used up its retry budget' if may else ''})",
-                                     blame=failure.blame) from None
-                retries += 1
-                await asyncio.sleep(wait_before_retry(exc, retries))
+                retry = may and self.fatal is None and (failure.rate_limited or self._retry_budget.withdraw())
+                if failure.blame == ENDPOINT and self.vouched and (not retry or not failure.rate_limited) and \
+                        self._breaker.attempt_failed(exc.sent_at):
+                    await self._judge(self._describe(exc))
+                if self.fatal is not None:  # decided while this request was failing: report that instead
+                    raise self.fatal from None
+                if retry:
+                    retries += 1
+                    await asyncio.sleep(wait_before_retry(exc, retries))
+                    continue
+                attempts = retries + 1
+                failed = CallFailed(f"{self._describe(exc)} (after {attempts} attempt{'s' * (attempts > 1)}"
+                                    f"{'; the run has used up its retry budget' if may else ''})", blame=failure.blame)
+                if failure.blame == ENDPOINT:
+                    self.endpoint_failures += 1
+                    self.last_failure = str(failed)
+                    if not self.vouched and self._breaker.request_failed(first_sent):
+                        self.fatal = EndpointError(
+                            f"{self.where} is failing: {self._breaker.requests} requests in a row failed after their "
+                            f"retries, and it has completed none of this job's requests (the last: {failed}); {RESUME}")
+                        raise self.fatal from None
+                raise failed from None
+
+    async def _judge(self, last: str) -> None:
+        """Attempts keep failing with nothing completing meanwhile. Is the endpoint still serving? It is
+        asked again a request it completed before (`canary`): if it completes it, those were their rows'
+        failures and the run goes on; if not, the run stops. Nothing new is sent while it is judged."""
+        if self._judging:
+            return
+        self._judging = True
+        self._judged.clear()
+        failed = self._breaker.attempts
+        try:
+            try:
+                await self.transport.send(self.canary)
+                self._breaker.serving()
+            except TransportFailure as exc:
+                self.fatal = self.fatal or EndpointError(
+                    f"{self.where} is failing: its last {failed} attempts failed with none completing "
+                    f"meanwhile, and it no longer completes a request it completed before ({self._describe(exc)}) "
+                    f"(the last: {last}); {RESUME}")
+        finally:
+            self._judging = False
+            self._judged.set()
 
     async def _attempt(self, body: dict, messages) -> Completion:
         """One attempt; keeps count of connections that could not be made."""
@@ -122,6 +156,8 @@ class Endpoint:
             await self.budget.spend(messages)
         await self.limit.acquire()
         try:
+            if self._judging:
+                await self._judged.wait()
             while (paused := self._resume_at - time.monotonic()) > 0:  # the API said a limit is spent
                 await asyncio.sleep(paused)
             sent_at = time.monotonic()
@@ -129,25 +165,9 @@ class Endpoint:
                 raise self.fatal
             try:
                 completion = await self.transport.send(body)
-            except StatusError as exc:
-                self._answered()
-                failure = classify(exc)
-                if failure.rate_limited:
-                    self.limit.rate_limited(sent_at)
-                elif failure.blame == RUN:  # said while holding the slot: nothing more is sent
-                    raise EndpointError(await self._stop_message(exc)) from None
-                raise
-            except NotACompletion:
-                self._answered()
-                raise
-            except ConnectionFailed as exc:
-                if classify(exc).unreachable:
-                    self._cannot_connect += 1
-                    outage = self._last_answer is None or time.monotonic() - self._last_answer > OUTAGE_SECONDS
-                    if self._cannot_connect >= CONNECTION_FAILURES_TO_GIVE_UP and outage:
-                        raise EndpointError(f"Cannot reach the LLM endpoint {self.where} ({self._describe(exc)} "
-                                            f"{self._cannot_connect} times in a row): is the server running and "
-                                            "base_url right?") from None
+            except TransportFailure as exc:
+                exc.sent_at = sent_at  # the breaker asks whether anything completed since
+                await self._note(exc)
                 raise
         finally:
             self.limit.release()
@@ -158,6 +178,25 @@ class Endpoint:
             if pause > 0:
                 self._resume_at = max(self._resume_at, time.monotonic() + pause)
         return completion
+
+    async def _note(self, exc: TransportFailure) -> None:
+        """What a failed attempt says about the endpoint: it answered (the connection works), it asks
+        to be pressed less (429), no request can succeed (a `RUN` failure: said while holding the slot,
+        so nothing more is sent), or no connection can be made at all."""
+        failure = classify(exc)
+        if isinstance(exc, (StatusError, NotACompletion)):
+            self._answered()
+        if failure.rate_limited:
+            self.limit.rate_limited(exc.sent_at)
+        elif failure.blame == RUN:
+            raise EndpointError(await self._stop_message(exc)) from None
+        elif failure.unreachable:
+            self._cannot_connect += 1
+            outage = self._last_answer is None or time.monotonic() - self._last_answer > OUTAGE_SECONDS
+            if self._cannot_connect >= CONNECTION_FAILURES_TO_GIVE_UP and outage:
+                raise EndpointError(f"Cannot reach the LLM endpoint {self.where} ({self._describe(exc)} "
+                                    f"{self._cannot_connect} times in a row): is the server running and "
+                                    "base_url right?") from None
 
     def _answered(self) -> None:
         self._cannot_connect = 0

@@ -78,6 +78,8 @@ class Completion:
 
 
 class Transport(Protocol):
+    base_url: str | None
+
     async def send(self, body: dict) -> Completion:
         """The completion of the request `body` (the JSON object of POST /chat/completions)."""
 
