@@ -41,6 +41,7 @@ from .checkpoint import Checkpoint
 from .errors import HFSynthError
 from .llm.cache import default_cache_dir
 from .llm.config import LLM
+from .llm.secret import GIVEN_PREFIX
 from .transforms.base import MapTransform
 
 ACTORS = 2
@@ -153,8 +154,16 @@ def connect(address: str) -> None:
     this machine. (A local cluster listens on 127.0.0.1 only when RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
     was set before Ray was imported, as the CLI does.)"""
     if not ray.is_initialized():
-        ray.init(address=None if address == "local" else address, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+        # Ray's daemons inherit this process's environment: not the variables of keys given in code
+        # (workers ask the keys actor for those)
+        given = {name: value for name, value in os.environ.items() if name.startswith(GIVEN_PREFIX)}
+        for name in given:
+            del os.environ[name]
+        try:
+            ray.init(address=None if address == "local" else address, include_dashboard=False,
+                     log_to_driver=False, configure_logging=False)
+        finally:
+            os.environ.update(given)
 
 
 def to_datasets(materialized):

@@ -108,3 +108,17 @@ def test_r2s_runs_on_the_embedded_model_in_english_and_chinese():
     assert row["eval_error"] is None and row["eval_avg"] is not None
     assert all(1 <= row[f"eval_{m}"] <= 5 for m in ("info", "ud", "uf", "fd", "fl", "cs", "co", "ia"))
     assert 0 <= row["eval_cr"] <= 100 and 0 <= row["eval_coverage"] <= 100
+
+
+def test_the_embedded_servers_inherit_no_key_given_in_code():
+    from pathlib import Path
+
+    from hf_synth.llm import local
+
+    keyed = LLM(model="m", base_url="http://127.0.0.1:9/v1", api_key="sk-not-for-llama-0000000000")
+    local.stop_embedded_server()  # started again, after the key was given
+    local.embedded_server_urls()
+    for process in local._server["processes"]:
+        environment = Path(f"/proc/{process.pid}/environ").read_bytes()
+        assert b"sk-not-for-llama" not in environment and b"HF_SYNTH_KEY_" not in environment
+    assert keyed.api_key.reveal() == "sk-not-for-llama-0000000000"  # (the LLM still has it)

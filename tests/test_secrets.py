@@ -50,3 +50,26 @@ def test_the_key_is_in_no_file_log_or_error(tmp_path):
     leaks = [str(p) for p in written if KEY.encode() in p.read_bytes()]
     assert leaks == []
     assert KEY not in result.stdout + result.stderr
+
+
+def test_a_key_given_in_code_has_one_variable_that_goes_with_its_last_llm():
+    import gc
+    import os
+
+    from hf_synth import LLM
+    from hf_synth.llm.secret import GIVEN_PREFIX
+
+    before = {name for name in os.environ if name.startswith(GIVEN_PREFIX)}
+    llms = [LLM(model="m", base_url="http://127.0.0.1:9/v1", api_key="sk-one-tenant-key-000000") for _ in range(1000)]
+    other = LLM(model="m", base_url="http://127.0.0.1:9/v1", api_key="sk-another-tenant-key-11")
+    added = {name for name in os.environ if name.startswith(GIVEN_PREFIX)} - before
+    assert len(added) == 2  # one per key, however many LLMs hold it: the environment does not grow
+    assert sorted(os.environ[name] for name in added) == ["sk-another-tenant-key-11", "sk-one-tenant-key-000000"]
+    del llms[:-1]
+    gc.collect()
+    assert {os.environ[name] for name in added} == {"sk-another-tenant-key-11", "sk-one-tenant-key-000000"}
+    del llms, other
+    gc.collect()
+    assert not {name for name in os.environ if name.startswith(GIVEN_PREFIX)} - before  # gone with its LLMs
+    inherited = subprocess.run(["env"], capture_output=True, text=True).stdout
+    assert "tenant-key" not in inherited  # nor in what a later subprocess inherits

@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import EndpointError
+from .secret import environment_without_keys
 
 CONTEXT_TOKENS = 8192  # SmolLM2's training context; CoEvol's advisor prompt carries four debate turns
 STARTUP_SECONDS = 120
@@ -78,7 +79,8 @@ def _start(threads: int) -> tuple[subprocess.Popen, str, Path]:
                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(CONTEXT_TOKENS),
                "--n_threads", str(threads), "--verbose", "False"]
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"hf_synth_llama_{port}.log", "wb")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+                               env=environment_without_keys())  # it sends no requests: it needs no key
     return process, f"http://127.0.0.1:{port}/v1", Path(log.name)
 
 

@@ -12,10 +12,26 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+import weakref
 
 from ..errors import ConfigError, EndpointError
 
 GIVEN_PREFIX = "HF_SYNTH_KEY_"
+_NAMING = secrets.token_bytes(16)  # names a given key's variable without revealing anything of it
+_holders: dict[str, int] = {}  # a given key's variable -> the Secrets of this process that hold it
+
+
+def environment_without_keys() -> dict[str, str]:
+    """This process's environment without the variables that hold keys given in code: for the
+    processes hf_synth starts that send no requests."""
+    return {name: value for name, value in os.environ.items() if not name.startswith(GIVEN_PREFIX)}
+
+
+def _let_go(name: str, pid: int) -> None:
+    _holders[name] -= 1
+    if not _holders[name] and os.getpid() == pid:
+        del _holders[name]
+        os.environ.pop(name, None)
 
 
 def check_key(key: str, where: str) -> None:
@@ -32,7 +48,7 @@ def check_key(key: str, where: str) -> None:
 class Secret:
     """An API key: never printed, compared in constant time, pickled as the name of its variable."""
 
-    __slots__ = ("env", "_value", "had_value")
+    __slots__ = ("env", "_value", "had_value", "__weakref__")
 
     def __init__(self, env: str, value: str | None, had_value: bool):
         self.env = env
@@ -42,9 +58,12 @@ class Secret:
     @classmethod
     def given(cls, key: str) -> "Secret":
         check_key(key, "LLM(api_key=...)")
-        name = GIVEN_PREFIX + secrets.token_hex(8)
+        name = GIVEN_PREFIX + hmac.new(_NAMING, key.encode(), "sha256").hexdigest()[:16]
         os.environ[name] = key  # inherited by forked and spawned workers
-        return cls(name, key, True)
+        secret = cls(name, key, True)
+        _holders[name] = _holders.get(name, 0) + 1
+        weakref.finalize(secret, _let_go, name, os.getpid())
+        return secret
 
     @classmethod
     def from_environment(cls, name: str) -> "Secret":
