@@ -59,6 +59,42 @@ def bad_rows(server):
     return f"run 1: {runs[0]}; run 2: {runs[1]}; {len(server.requests)} requests for 256 rows"
 
 
+def proxy_timeouts(fault):
+    def scenario(server):
+        server.fault_for = lambda body: fault if len(str(body["messages"])) > 10_000 else None
+        llm = LLM(model="m", base_url=server.url, max_retries=2, timeout=1.5)
+        runs = [attempt(lambda: outcome(rows(128, 68).map(edit(llm), batched=True, batch_size=64))) for _ in range(2)]
+        return f"run 1: {runs[0]}; run 2: {runs[1]}; {len(server.requests)} requests"
+    return scenario
+
+
+def spread_500s(server):
+    server.fault_for = lambda body: ("status", 500, {"Retry-After": "0"}) if int(
+        body["messages"][-1]["content"].split("task ", 1)[1].split("\n", 1)[0]) % 20 == 7 else None
+    return attempt(lambda: outcome(rows(1000).map(edit(LLM(model="m", base_url=server.url), cache=False),
+                                                  batched=True, batch_size=1000)))
+
+
+def stops_serving(server):
+    llm = LLM(model="m", base_url=server.url, max_concurrency=4, max_retries=1)
+    rows(20).map(edit(llm), batched=True)
+    server.fault_for = lambda body: ("status", 503, {"Retry-After": "0"})
+    before = len(server.requests)
+    said = attempt(lambda: outcome(rows(300).map(edit(llm), batched=True)))
+    return f"{said.split(' (the last')[0]}; {len(server.requests) - before} requests after the outage began"
+
+
+def key_variables(_):
+    from hf_synth.llm.secret import GIVEN_PREFIX
+
+    before = {name for name in os.environ if name.startswith(GIVEN_PREFIX)}
+    llms = [LLM(model="m", base_url="http://127.0.0.1:9/v1", api_key="sk-one-key-0000000000") for _ in range(30_000)]
+    added = len({name for name in os.environ if name.startswith(GIVEN_PREFIX)} - before)
+    del llms
+    left = len({name for name in os.environ if name.startswith(GIVEN_PREFIX)} - before)
+    return f"{added} variable while they lived, {left} after"
+
+
 def window(server):
     llm = LLM(model="m", base_url=server.url, max_retries=1, max_concurrency=4)
     server.fault_for = lambda body: ("status", 503, {"Retry-After": "0"})
@@ -188,6 +224,11 @@ def retry(server):
 SCENARIOS = [
     ("128 rows, the last 18 beyond the context (400), batches of 16, run twice", bad_rows),
     ("an outage (every request 503), then a run whose first 12 rows are over-long", window),
+    ("128 rows, the last 60 answered 504 by a proxy, batches of 64, run twice", proxy_timeouts(("status", 504, {"Retry-After": "0"}))),
+    ("the same, the last 60 slower than timeout=1.5 s", proxy_timeouts(("sleep", 3))),
+    ("1,000 rows in one batch, 5% of them (spread) always answered 500", spread_500s),
+    ("20 rows served, then every request 503, 300 rows, max_concurrency=4", stops_serving),
+    ("30,000 LLM(api_key=...) with one key", key_variables),
     ("8 connections dropped at the start of a 4-row run", dropped),
     ("nobody listening at base_url, 100 rows", refused),
     ("two LLMs on one URL (one with a trailing /), two keys", two_keys),
