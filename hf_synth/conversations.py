@@ -2,15 +2,33 @@
 (from/value) also accepted on input. Pure functions; malformed data raises `RowError`."""
 from __future__ import annotations
 
+import json
+
 from .protocol import RowError, describe
 
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
                   "chatgpt": "assistant", "bard": "assistant", "bing": "assistant", "system": "system"}
 
 
+def _decoded(value):
+    """`value`, or the object its JSON text holds: `datasets` types a column whose turns have uneven
+    keys (a `weight` here, a `name` there — most public chat data) as `Json`, and its rows then hold
+    each turn as JSON text."""
+    if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
 def normalize(turns) -> list[dict]:
     """OpenAI-style messages from OpenAI- or ShareGPT-style turns, checked: an optional system
-    message, then user and assistant alternating from a user turn, every content non-empty text."""
+    message, then user and assistant alternating from a user turn, every content non-empty text.
+    Turns (or the whole conversation) given as JSON text are read as what they hold."""
+    turns = _decoded(turns)
+    if isinstance(turns, (list, tuple)):
+        turns = [_decoded(turn) for turn in turns]
     if not isinstance(turns, (list, tuple)) or not turns:
         raise RowError(f"conversation is {describe(turns)}, expected a non-empty list of turns")
     messages = []

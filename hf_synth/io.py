@@ -1,6 +1,8 @@
 """Loading a dataset named on the command line: a data file, a saved folder, or a Hub id."""
 from __future__ import annotations
 
+import codecs
+import json
 from pathlib import Path
 
 import datasets
@@ -20,9 +22,13 @@ def _split(loaded: datasets.DatasetDict, source: str, split: str) -> datasets.Da
 def load_input(source: str, split: str = "train") -> datasets.Dataset:
     path = Path(source)
     if path.is_dir():
-        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
-            loaded = datasets.load_from_disk(str(path))
-            return _split(loaded, source, split) if isinstance(loaded, datasets.DatasetDict) else loaded
+        if (path / "dataset_dict.json").exists():  # one split of a saved DatasetDict, read alone
+            splits = json.loads((path / "dataset_dict.json").read_text()).get("splits", [])
+            if split not in splits:
+                raise InputError(f"{source} has no split {split!r}; it has {', '.join(map(repr, splits))}: pass --split.")
+            return _saved(path / split)
+        if (path / "dataset_info.json").exists():
+            return _saved(path)
         return _split(datasets.load_dataset(str(path)), source, split)
     if path.is_file():
         builder = BUILDERS.get(path.suffix.lower())
@@ -30,6 +36,8 @@ def load_input(source: str, split: str = "train") -> datasets.Dataset:
             raise InputError(f"{source}: unknown file type {path.suffix!r}; use one of {', '.join(BUILDERS)}.")
         if builder in ("json", "csv") and _blank(path):
             raise InputError(f"{source} is empty: it has no rows, nor columns to say what they would be.")
+        if builder in ("json", "csv"):
+            _check_utf8(path, source)
         if builder == "parquet" and _parquet_rows(path) == 0:  # datasets' builder finds "no data" in it
             import pyarrow.parquet
             from datasets.table import InMemoryTable
@@ -53,6 +61,37 @@ def load_input(source: str, split: str = "train") -> datasets.Dataset:
     except Exception as exc:  # the Hub raises many kinds; the user needs one sentence
         raise HFSynthError(f"Could not load {source!r} from the Hugging Face Hub ({_first_line(exc)}): check the "
                            "dataset id, --split and your network, or pass a local file or folder.") from None
+
+
+def _saved(folder: Path) -> datasets.Dataset:
+    """A dataset saved with `save_to_disk`; one saved with no rows (no data files, which
+    `load_from_disk` cannot read) as an empty dataset with its features."""
+    state = json.loads((folder / "state.json").read_text()) if (folder / "state.json").exists() else {}
+    if state.get("_data_files") == []:
+        features = datasets.DatasetInfo.from_directory(str(folder)).features
+        return datasets.Dataset.from_dict({name: [] for name in features}, features=features)
+    return datasets.load_from_disk(str(folder))
+
+
+def _check_utf8(path: Path, source: str) -> None:
+    """Text files must be UTF-8: the JSON reader stores other bytes as they are, and the row holding
+    them fails only when it is read, after requests were paid for."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                at = line + chunk[:exc.start].count(b"\n")
+                raise InputError(f"{source} is not UTF-8: line {at} holds the byte 0x{chunk[exc.start]:02x}; "
+                                 "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8).") from None
+            line += chunk.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise InputError(f"{source} is not UTF-8: it ends in the middle of a character; re-encode the file "
+                             "as UTF-8.") from None
 
 
 def _parquet_rows(path: Path) -> int | None:

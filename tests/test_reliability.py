@@ -3,6 +3,7 @@ a failing window carried between runs, dropped connections, two keys, spawn work
 not completions, a trickling server, a damaged cache. Real HTTP on loopback through the online transport."""
 import contextlib
 import dataclasses
+import json
 import os
 import pickle
 import re
@@ -515,3 +516,45 @@ def test_mixed_sharegpt_and_openai_conversations_in_one_column(server):
     assert out["coevol_error"] == [None, None]
     assert [[m["role"] for m in messages] for messages in out["coevol_messages"]] == [["user", "assistant"]] * 2
     assert out["coevol_messages"][0][0]["content"] == "hi"
+
+
+# -- 3. real-world files
+
+def test_conversations_whose_turns_have_uneven_keys_are_read_from_a_jsonl_file(server, tmp_path):
+    # the shape of most public chat data: a `weight` here, a `name` there, ShareGPT and OpenAI turns
+    turns = [[{"role": "user", "content": "hi", "weight": 0}, {"role": "assistant", "content": "hello", "weight": 1}],
+             [{"role": "system", "content": "Be brief.", "name": "rules"}, {"role": "user", "content": "why?"},
+              {"role": "assistant", "content": "because"}],
+             [{"from": "human", "value": "x?"}, {"from": "gpt", "value": "y", "weight": 1}]]
+    (tmp_path / "chats.jsonl").write_text("".join(json.dumps({"messages": t}) + "\n" for t in turns))
+    chats = datasets.load_dataset("json", data_files=str(tmp_path / "chats.jsonl"), split="train")
+    assert "Json" in repr(chats.features["messages"])  # datasets could not give the turns one struct
+    out = chats.map(CoEvolTransform(LLM(model="m", base_url=server.url), mode="edit"), batched=True)
+    assert out["coevol_error"] == [None, None, None] and len(server.requests) == 3
+    assert [[m["role"] for m in messages] for messages in out["coevol_messages"]] == [
+        ["user", "assistant"], ["system", "user", "assistant"], ["user", "assistant"]]
+    assert [messages[0]["content"] for messages in out["coevol_messages"]] == ["hi", "Be brief.", "x?"]
+
+
+def test_a_file_that_is_not_utf8_is_one_sentence_before_any_request(server, tmp_path):
+    data = tmp_path / "latin.jsonl"
+    data.write_bytes(b'{"instruction": "fine", "output": "x"}\n{"instruction": "caf\xe9 au lait", "output": "y"}\n')
+    result = subprocess.run([sys.executable, "-m", "hf_synth.cli", "coevol", str(data), "--output",
+                             str(tmp_path / "out"), "--model", "m", "--base-url", server.url],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (f"error: {data} is not UTF-8: line 2 holds the byte 0xe9; "
+                                                      "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8).")
+    assert server.requests == []
+
+
+def test_a_saved_dataset_dict_with_an_empty_split_is_read_split_by_split(tmp_path):
+    from hf_synth.io import load_input
+
+    features = datasets.Features({"instruction": datasets.Value("string"), "output": datasets.Value("string")})
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict({"instruction": ["a"], "output": ["b"]}, features=features),
+                          "test": datasets.Dataset.from_dict({"instruction": [], "output": []}, features=features)}
+                         ).save_to_disk(str(tmp_path / "saved"))
+    assert load_input(str(tmp_path / "saved"), "train")["instruction"] == ["a"]
+    empty = load_input(str(tmp_path / "saved"), "test")
+    assert len(empty) == 0 and empty.features == features
