@@ -16,7 +16,7 @@ from fake_openai import (
 )
 
 import hf_synth
-from hf_synth import LLM, CoEvolTransform, R2STransform, ReviewInstructTransform
+from hf_synth import LLM, CoEvolTransform, EndpointError, R2STransform, ReviewInstructTransform
 from hf_synth.errors import ConfigError
 from hf_synth.llm import structured
 from hf_synth.methods import difficulty, judge, quality, r2s, review_instruct
@@ -282,3 +282,23 @@ def test_a_recipe_records_the_dialect_and_an_older_one_reruns_unconstrained(serv
     assert recipe.transforms(older)[0].llm.structured is None
     # on another endpoint the recorded dialect is not sent: that endpoint's default is
     assert recipe.transforms(made, model="other", base_url="http://127.0.0.1:9/v1")[0].llm.structured is None
+
+
+@pytest.mark.parametrize("dialect, refusal", [("llama.cpp", "unrecognized argument: grammar"),
+                                              ("vllm", "Extra inputs are not permitted: structured_outputs"),
+                                              ("openai", "Invalid parameter: 'response_format' of type 'json_schema' is not supported")])
+def test_a_server_that_refuses_the_constraint_stops_the_run_naming_structured(dialect, refusal):
+    with FakeOpenAI(coevol_replies(prefer_edit)) as server:
+        server.error_message = refusal
+        server.fault_for = lambda body: 400 if any(field in body for field in ("grammar", "structured_outputs",
+                                                                               "response_format")) else None
+        llm = LLM(model="m", base_url=server.url, structured=dialect, max_concurrency=4)
+        with pytest.raises(EndpointError) as error:
+            datasets.Dataset.from_dict({"instruction": [f"task {i}" for i in range(200)], "output": ["x"] * 200}).map(
+                CoEvolTransform(llm, max_rounds=1), batched=True)
+        assert str(error.value) == (f"{server.url} refused the reply-shape constraint of structured={dialect!r} "
+                                    f"(HTTP 400: {refusal}): set structured= (--structured) to this server's dialect, "
+                                    "or None (--structured none).")
+        judged = [body for body in server.requests if any(f in body for f in ("grammar", "structured_outputs",
+                                                                              "response_format"))]
+        assert len(judged) <= 4  # the first wave of constrained requests, not 200 rows' worth

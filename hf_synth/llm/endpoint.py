@@ -23,7 +23,7 @@ import time
 from ..errors import CallFailed, EndpointError
 from .config import LLM, without_credentials
 from .failures import (ENDPOINT, RUN, ConnectionFailed, NotACompletion, StatusError, TransportFailure, classify, describe,
-                       retry_after)
+                       refuses_constraint, retry_after)
 from .pacing import AdaptiveLimit, Breaker, RateBudget, RetryBudget
 from .transport import Completion, Transport
 
@@ -167,7 +167,7 @@ class Endpoint:
                 completion = await self.transport.send(body)
             except TransportFailure as exc:
                 exc.sent_at = sent_at  # the breaker asks whether anything completed since
-                await self._note(exc)
+                await self._note(exc, body)
                 raise
         finally:
             self.limit.release()
@@ -179,11 +179,16 @@ class Endpoint:
                 self._resume_at = max(self._resume_at, time.monotonic() + pause)
         return completion
 
-    async def _note(self, exc: TransportFailure) -> None:
+    async def _note(self, exc: TransportFailure, body: dict) -> None:
         """What a failed attempt says about the endpoint: it answered (the connection works), it asks
-        to be pressed less (429), no request can succeed (a `RUN` failure: said while holding the slot,
-        so nothing more is sent), or no connection can be made at all."""
+        to be pressed less (429), no request can succeed (a `RUN` failure, or a refused reply-shape
+        constraint: said while holding the slot, so nothing more is sent), or no connection can be made
+        at all."""
         failure = classify(exc)
+        if refuses_constraint(exc, body):
+            raise EndpointError(f"{self.where} refused the reply-shape constraint of structured="
+                                f"{self.llm.structured!r} ({self._describe(exc)}): set structured= (--structured) "
+                                "to this server's dialect, or None (--structured none).") from None
         if isinstance(exc, (StatusError, NotACompletion)):
             self._answered()
         if failure.rate_limited:

@@ -78,6 +78,19 @@ def classify(exc: BaseException) -> Failure:
     return Failure(ENDPOINT, retry=False)
 
 
+CONSTRAINT_FIELDS = ("grammar", "structured_outputs", "regex", "response_format", "guided_")
+
+
+def refuses_constraint(exc: BaseException, body: dict) -> bool:
+    """Whether a 4xx refuses the structured-reply constraint `body` carries (a server of another
+    dialect: "unrecognized argument: grammar"), which no request of the run can get past: the run's
+    failure, not the row's."""
+    if not isinstance(exc, StatusError) or not 400 <= exc.status < 500:
+        return False
+    sent = [field for field in body if field.startswith(CONSTRAINT_FIELDS)]
+    return any(field in exc.message for field in sent) or (bool(sent) and "json_schema" in exc.message)
+
+
 def could_not_connect(exc: BaseException) -> bool:
     """Whether no connection could be made (refused, no route, unknown host, TLS refused, no answer
     to the handshake), as opposed to one that was made and then dropped (aiohttp's
