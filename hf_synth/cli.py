@@ -205,8 +205,13 @@ def _retry_failed(args, steps, rows: int):
     if len(previous) != rows:
         raise HFSynthError(f"--retry-failed: {args.output} holds {len(previous)} rows but the input gives {rows}; "
                            "pass the same input, --split and --limit as the earlier run.")
-    failed = len(failed_rows(previous, steps))
-    print(f"retrying {failed} failed rows of {rows}", file=sys.stderr)
+    failed = failed_rows(previous, steps)
+    print(f"retrying {len(failed)} failed rows of {rows}", file=sys.stderr)
+    cut = [row for row in failed if any("cut at max_tokens" in str(previous[row][f"{step.prefix}_error"])
+                                        for step in steps)]
+    if cut:
+        print(f"{len(cut)} of them failed on a reply cut at max_tokens: they are asked again with the same budget "
+              "and will likely be cut again; pass a larger --max-tokens to give them room", file=sys.stderr)
     return retry_failed(previous, steps, batch_size=args.batch_size, num_proc=args.num_proc)
 
 

@@ -7,6 +7,7 @@ their places.
 """
 from __future__ import annotations
 
+import copy
 import uuid
 from typing import Sequence
 
@@ -32,9 +33,14 @@ def retry_failed(dataset: datasets.Dataset, transforms, **map_kwargs) -> dataset
 
     >>> out = retry_failed(out, CoEvolTransform(llm), batch_size=64)
 
-    `map_kwargs` go to `Dataset.map` (`batch_size`, `num_proc`, ...); `batched=True` is implied.
+    `map_kwargs` go to `Dataset.map` (`batch_size`, `num_proc`, ...); `batched=True` is implied. A
+    reply that failed its row (empty, cut at `max_tokens`, filtered) is asked for again, not served
+    from the request cache; a cut one is then likely cut again unless the LLM's `max_tokens` grew.
     """
     transforms = list(transforms) if isinstance(transforms, (list, tuple)) else [transforms]
+    transforms = [copy.copy(transform) for transform in transforms]
+    for transform in transforms:
+        transform.retrying = True
     failed = failed_rows(dataset, transforms)
     if not failed:
         return dataset

@@ -31,10 +31,12 @@ class Outcome:
 
 
 class Runner:
-    def __init__(self, llms: Mapping[str, LLM], default: LLM, cache_dir: str | None | bool = True):
+    def __init__(self, llms: Mapping[str, LLM], default: LLM, cache_dir: str | None | bool = True,
+                 ask_again_unusable: bool = False):
         """`llms` maps agent names to their LLM; agents not named use `default`. `cache_dir` is a
-        folder, True for the default folder, or False for no request cache."""
-        self._door = Door(llms, default, cache_dir)
+        folder, True for the default folder, or False for no request cache. `ask_again_unusable`: a
+        cached reply that cannot be used (empty, cut, filtered) is asked for again (an explicit retry)."""
+        self._door = Door(llms, default, cache_dir, ask_again_unusable)
         self._counts = status.counts()
 
     async def run(self, protocols: list[Protocol]) -> list[Outcome]:

@@ -558,3 +558,15 @@ def test_a_saved_dataset_dict_with_an_empty_split_is_read_split_by_split(tmp_pat
     assert load_input(str(tmp_path / "saved"), "train")["instruction"] == ["a"]
     empty = load_input(str(tmp_path / "saved"), "test")
     assert len(empty) == 0 and empty.features == features
+
+
+def test_an_explicit_retry_asks_again_for_a_cached_reply_that_failed_its_row(server):
+    server.fault_for = lambda body: "empty" if "task 1\n" in body["messages"][-1]["content"] else None
+    transform = CoEvolTransform(LLM(model="m", base_url=server.url), mode="edit")
+    out = rows(3).map(transform, batched=True)
+    assert out["coevol_error"][1] == "LLM call failed: the editor's reply was empty" and len(server.requests) == 3
+    server.fault_for = None
+    assert rows(3).map(transform, batched=True)["coevol_error"] == out["coevol_error"]  # a plain re-run: cached
+    assert len(server.requests) == 3
+    fixed = retry_failed(out, transform)
+    assert fixed["coevol_error"] == [None, None, None] and len(server.requests) == 4  # row 1's request only

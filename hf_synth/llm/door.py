@@ -125,9 +125,13 @@ class _Route:
 
 class Door:
     """Asked by the runner for every reply of a run. `llms` maps agent names to their LLM; agents not
-    named use `default`. `cache` is a folder, True for the default folder, or False for none."""
+    named use `default`. `cache` is a folder, True for the default folder, or False for none. With
+    `ask_again_unusable` (an explicit retry of failed rows), a cached reply that cannot be used —
+    empty, cut, filtered — is asked for again instead of failing its row again."""
 
-    def __init__(self, llms: Mapping[str, LLM], default: LLM, cache: str | os.PathLike | bool | None = True):
+    def __init__(self, llms: Mapping[str, LLM], default: LLM, cache: str | os.PathLike | bool | None = True,
+                 ask_again_unusable: bool = False):
+        self._ask_again_unusable = ask_again_unusable
         self._shared = shared()
         self._counts = status.counts()
         self._cache = request_cache(cache)
@@ -174,6 +178,8 @@ class Door:
         constraint, constraint_json = route.constraint(chat.shape)
         key = key_of(route.identity, chat.messages, constraint_json)
         stored = self._cache.get(key) if self._cache is not None else None
+        if stored is not None and self._ask_again_unusable and unusable(stored, route.llm.max_tokens, chat.whole):
+            stored = None
         if stored is None:
             stored = await self._request_once(key, route, chat, constraint)
         else:

@@ -71,6 +71,7 @@ class MapTransform:
         self.llm = llm if llm is not None else LLM()
         self.llms = dict(llms or {})
         self.cache = cache
+        self.retrying = False  # set by `retry_failed`: a cached reply that failed its row is asked again
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -126,7 +127,7 @@ class MapTransform:
         used = self.input_columns(names)
         batch = as_arrow(examples, lambda plain: is_batch(plain, used[0]))
         rows = batch.table.select(used).to_pylist()
-        runner = Runner(self.llms, self.llm, self.cache)
+        runner = Runner(self.llms, self.llm, self.cache, ask_again_unusable=self.retrying)
         outcomes = loop.run(runner.run([self.protocol(row) for row in rows]))
         failed = sum(o.error is not None for o in outcomes)
         run = counts()
