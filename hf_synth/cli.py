@@ -454,7 +454,9 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Every option's default in its help, unless there is none to show."""
 
     def _get_help_string(self, action):
-        return action.help if action.default in (None, False) else super()._get_help_string(action)
+        # a switch that turns something off (store_false) defaults to "not given", not to True
+        off_switch = isinstance(action, argparse._StoreFalseAction)
+        return action.help if action.default in (None, False) or off_switch else super()._get_help_string(action)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -509,7 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     method = r2s_.add_argument_group("R2S")
     method.add_argument("--turns", type=int, default=r2s.TURNS, help="user/assistant turns per dialogue")
     method.add_argument("--strategy", choices=r2s.STRATEGIES, default="cod",
-                        help="cod: the Chain of Dialogue; direct, cot: the paper's baselines")
+                        help="cod: the Chain of Dialogue; direct, cot: the paper's baselines; gllm: a generator "
+                             "fine-tuned on gllm_pairs (name it with --model)")
     method.add_argument("--text-column", default="text", help="the document column")
     method.add_argument("--max-document-chars", type=int, default=r2s.MAX_DOCUMENT_CHARS,
                         help="longer documents are cut at a sentence end, with a note in r2s_note")

@@ -72,6 +72,9 @@ def test_help_shows_every_option_with_its_default():
         described = text.split(option, 2)[-1].split("\n  --", 1)[0]  # the option's own help paragraph
         assert f"(default: {default})" in " ".join(described.split()), option
     assert "--seed SEED" in text and "(default: None)" not in text
+    # a switch that turns something off is not "(default: True)", which reads as on
+    assert "(default: True)" not in text and "--no-system-role" in text
+    assert "gllm: a generator fine-tuned" in " ".join(cli("r2s", "--help").stdout.split())
 
 
 def test_reproduce_from_another_folder_with_overrides(server, tmp_path):
