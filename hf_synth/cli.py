@@ -413,7 +413,13 @@ def summary(dataset, prefixes: list[str], seconds: float, run_stats=None) -> str
         for value, error in zip(dataset[f"{prefix}_rounds"], dataset[f"{prefix}_error"]):
             if error is None:
                 rounds.update(value if isinstance(value, list) else [value])
-        lines.append("accepted rounds: " + ", ".join(f"{k}: {rounds[k]}" for k in sorted(rounds)))
+        lines.append("accepted rounds (rounds: rows): " + ", ".join(f"{k}: {rounds[k]}" for k in sorted(rounds)))
+    if prefix == "coevol":
+        from .analysis.coevol import why_unchanged
+
+        explained = why_unchanged(dataset)
+        if explained:
+            lines.append(explained)
     if f"{prefix}_trace" in dataset.column_names and prefix == "review":
         directions = collections.Counter(r["direction"] for trace in dataset["review_trace"] if trace
                                          for r in trace if r["next_instruction"] is not None)

@@ -24,7 +24,7 @@ def test_coevol_command_writes_the_dataset_and_a_summary(server, tmp_path):
     evolved = datasets.load_from_disk(str(out))
     assert len(evolved) == 3 and evolved["coevol_rounds"] == [2, 2, 2]
     assert "rows: 3, failed: 0" in result.stdout
-    assert "accepted rounds: 2: 3" in result.stdout
+    assert "accepted rounds (rounds: rows): 2: 3" in result.stdout and "3 of 3 responses changed\n" in result.stdout
     assert "calls: 48 (" in result.stdout and "48 requests sent" in result.stdout
     # no terminal: the live status is a log line (every 30 s, and one at the end)
     status_line = [line for line in result.stderr.splitlines() if "rows 3/3 |" in line][-1]
@@ -121,3 +121,15 @@ def test_filter_command_needs_a_filter_and_known_names(tmp_path):
     assert result.returncode == 1 and "error: nothing to filter by" in result.stderr
     result = hf_synth_cli("filter", str(SAMPLE), "--output", str(tmp_path / "kept"), "--keep", "evolved,shiny")
     assert result.returncode == 1 and "error: --keep shiny: unknown; choose from succeeded" in result.stderr
+
+
+def test_the_summary_says_why_no_response_changed(server, tmp_path):
+    from fake_openai import coevol_replies
+
+    server.reply = coevol_replies(lambda messages: "<assistant 1>\nThe first one.")  # whatever is shown first
+    result = hf_synth_cli("coevol", str(SAMPLE), "--output", str(tmp_path / "out"), "--limit", "3", "--max-rounds", "1",
+                          "--model", "m", "--base-url", server.url)
+    assert result.returncode == 0, result.stderr
+    assert ("0 of 3 responses changed; of the 3 edits not accepted, the judge preferred the first position in both "
+            "orders for 3 — a position-biased judge, from which Eq. 4 accepts no edit; try a stronger judge model "
+            "(llms={'judge': ...})") in result.stdout

@@ -147,3 +147,36 @@ def plot_length_growth(lengths: pd.DataFrame):
     axes.boxplot(boxes, tick_labels=labels, showmeans=True)
     axes.set(title="Response length in tokens", ylabel="tokens")
     return figure
+
+
+# What a pair of verdicts on an edit says (the edit shown second, then first: Eq. 4's two orders).
+_VERDICT_PAIRS = {("1", "1"): "preferred the first position in both orders",
+                  ("2", "2"): "preferred the second position in both orders",
+                  ("1", "2"): "preferred the original in both orders", ("equal", "equal"): "called them equal"}
+
+
+def why_unchanged(dataset) -> str | None:
+    """In words, how many responses changed and what the judge said of the edits it did not accept —
+    e.g. "0 of 4 responses changed; of the 4 edits not accepted, the judge preferred the first position
+    in both orders for 4 — a position-biased judge …". Single-turn output only; None otherwise."""
+    if "coevol_trace" not in dataset.column_names or "coevol_output" not in dataset.column_names:
+        return None
+    done = [(rounds, trace) for rounds, trace, error in zip(dataset["coevol_rounds"], dataset["coevol_trace"],
+                                                             dataset["coevol_error"]) if error is None]
+    if not done or not all(isinstance(rounds, int) for rounds, _ in done):
+        return None
+    said = Counter()
+    for _, trace in done:
+        for step in trace or []:
+            pair = tuple(step.get("parsed_verdicts") or ())
+            if not step.get("accepted") and len(pair) == 2:
+                said[_VERDICT_PAIRS.get(pair, "gave no readable verdict" if None in pair else "was split between "
+                                        "the orders")] += 1
+    sentence = f"{sum(rounds > 0 for rounds, _ in done)} of {len(done)} responses changed"
+    if said:
+        sentence += f"; of the {sum(said.values())} edits not accepted, the judge " + ", ".join(
+            f"{reason} for {n}" for reason, n in said.most_common())
+        if "position in both orders" in said.most_common(1)[0][0]:
+            sentence += (" — a position-biased judge, from which Eq. 4 accepts no edit; try a stronger judge "
+                         "model (llms={'judge': ...})")
+    return sentence
