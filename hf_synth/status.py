@@ -204,7 +204,10 @@ def _display(folder, total, prices, every, log_every, stream, stop, started) -> 
             bar.set_postfix_str(line(counts, seconds, None, prices).split(" | ", 1)[1], refresh=True)
         elif done or time.monotonic() - logged >= log_every:
             logged = time.monotonic()
-            logger.info("%s", line(counts, seconds, total, prices))
+            if logger.isEnabledFor(logging.INFO) and logger.hasHandlers():
+                logger.info("%s", line(counts, seconds, total, prices))
+            else:  # logging is not set up (a script, a notebook's stderr): say it on the stream itself
+                print(f"hf_synth: {line(counts, seconds, total, prices)}", file=stream, flush=True)
         if done:
             break
     if bar is not None:

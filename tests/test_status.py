@@ -70,3 +70,22 @@ def test_the_line_says_time_left_and_the_projected_cost():
     assert status.line(counts, 50.0, total=100, prices=(0.15, 0.60)) == (
         "rows 25/100 (1 failed) | requests 100 sent, 20 cached, 4 in flight, 2 retries | tokens 2.0M in, 500k out "
         "| 2.0 req/s | left ~2m30s | $0.60 (~$2.40 in all)")
+
+
+SCRIPT = """
+import sys, datasets
+from hf_synth import LLM, CoEvolTransform, status
+datasets.disable_progress_bars()
+rows = datasets.Dataset.from_dict({"instruction": ["a", "b"], "output": ["x", "y"]})
+with status.show(total=2):
+    rows.map(CoEvolTransform(LLM(model="m", base_url=sys.argv[1]), mode="edit"), batched=True)
+"""
+
+
+def test_without_a_terminal_or_logging_set_up_the_status_is_written_to_stderr(server):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", SCRIPT, server.url], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "hf_synth: rows 2/2 | requests 2 sent, 0 cached, 0 in flight" in result.stderr
