@@ -302,3 +302,12 @@ def test_a_server_that_refuses_the_constraint_stops_the_run_naming_structured(di
         judged = [body for body in server.requests if any(f in body for f in ("grammar", "structured_outputs",
                                                                               "response_format"))]
         assert len(judged) <= 4  # the first wave of constrained requests, not 200 rows' worth
+
+
+def test_json_with_a_trailing_comma_is_mended_and_broken_json_is_never_read_as_a_verdict():
+    mended = structured.read(judge.SHAPE, "openai", '{\n "explanation": "Assistant 1 missed a step.",\n'
+                                                    ' "verdict": "<assistant 2>",\n}')
+    assert judge.parse_verdict(mended) == "2"  # not the "1" its first line names
+    broken = structured.read(judge.SHAPE, "openai", '{"explanation": "Assistant 1 is better", "verdict": "<assis')
+    assert judge.parse_verdict(broken) is None  # unreadable, and counted so, not read off the raw JSON
+    assert broken.endswith('"verdict": "<assis')  # the reply itself is kept, for the trace

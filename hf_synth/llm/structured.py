@@ -15,6 +15,7 @@ the number of passages: OpenAI's strict mode takes no string lengths).
 from __future__ import annotations
 
 import json
+import re
 
 from ..shapes import Choice, Line, Quoted, Shape, Text
 
@@ -88,13 +89,28 @@ def constraint(shape: Shape, dialect: str) -> dict:
 
 
 def read(shape: Shape, dialect: str, text: str) -> str:
-    """The reply as the method's parser reads it: a JSON object's slots rendered as the shape's text."""
+    """The reply as the method's parser reads it: a JSON object's slots rendered as the shape's text.
+    A reply that is not JSON reaches the parser as it came; one that starts as a JSON object but is not
+    one (cut, or with a trailing comma once mended and still broken) reaches it behind a first line
+    that names no value, so its parser finds it unreadable instead of reading a label out of raw JSON."""
     if dialect != "openai":
         return text
-    try:
-        values = json.loads(text)
-    except (TypeError, ValueError):
-        return text
-    if not isinstance(values, dict):
-        return text
-    return shape.render(values)
+    values = _json_object(text)
+    if isinstance(values, dict):
+        return shape.render(values)
+    if values is None and text.lstrip().startswith("{"):
+        return NOT_THE_OBJECT + text
+    return text
+
+
+NOT_THE_OBJECT = "(a reply that is not the JSON object it was held to)\n"
+
+
+def _json_object(text: str):
+    """What JSON `text` holds (trailing commas mended, as some servers write them), or None."""
+    for candidate in (text, re.sub(r",(\s*[}\]])", r"\1", text or "")):
+        try:
+            return json.loads(candidate)
+        except (TypeError, ValueError):
+            continue
+    return None
