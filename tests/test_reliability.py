@@ -377,11 +377,15 @@ def test_damaged_pages_are_misses_and_every_row_comes_out(server, caplog):
         r"\(.+\); the run goes on\.", warnings[0]), warnings
 
 
-def test_a_damaged_header_is_set_aside_and_the_run_goes_on(server, caplog):
+@pytest.mark.parametrize("damage", ["header overwritten", "truncated to half"])
+def test_a_damaged_header_is_set_aside_and_the_run_goes_on(server, caplog, damage):
     cached_run(server, 10)
     checkpoint_and_forget()
-    with open(cache_file(), "r+b") as file:
-        file.write(b"this is no database" * 10)
+    if damage == "header overwritten":
+        with open(cache_file(), "r+b") as file:
+            file.write(b"this is no database" * 10)
+    else:
+        os.truncate(cache_file(), os.path.getsize(cache_file()) // 2)
     out = cached_run(server, 10)
     assert out["coevol_error"] == [None] * 10 and len(server.requests) == 20
     assert "was damaged: moved to" in caplog.text
@@ -570,3 +574,18 @@ def test_an_explicit_retry_asks_again_for_a_cached_reply_that_failed_its_row(ser
     assert len(server.requests) == 3
     fixed = retry_failed(out, transform)
     assert fixed["coevol_error"] == [None, None, None] and len(server.requests) == 4  # row 1's request only
+
+
+def test_a_cache_another_process_locks_mid_run_neither_stalls_the_run_nor_loses_its_replies(server, caplog):
+    cached_run(server, 2)  # the cache file exists
+    holder = sqlite3.connect(cache_file(), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing, and not letting go
+    out = rows(10).map(CoEvolTransform(LLM(model="m", base_url=server.url), mode="edit"), batched=True)
+    assert out["coevol_error"] == [None] * 10
+    assert "locked" in caplog.text and "they are kept until it is free" in caplog.text
+    holder.execute("ROLLBACK")
+    holder.close()
+    sent = len(server.requests)
+    checkpoint_and_forget()  # closing writes what was kept
+    again = rows(10).map(CoEvolTransform(LLM(model="m", base_url=server.url), mode="edit"), batched=True)
+    assert again["coevol_error"] == [None] * 10 and len(server.requests) == sent  # nothing paid twice

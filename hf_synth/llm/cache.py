@@ -52,8 +52,17 @@ def key_of(identity_json: bytes, messages, constraint_json: bytes | None = None)
     return hashlib.sha256(text).hexdigest()
 
 
+OPEN_WAIT = 10.0       # seconds a start waits for a cache another process holds locked
+WRITE_WAIT_MS = 200    # a write waits this long, on the event loop's thread, then tries again later
+RETRY_WRITE = 1.0      # seconds before replies that could not be written are tried again
+
+
 def _locked(error: BaseException) -> bool:
     return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
+
+def _damaged(error: BaseException) -> bool:
+    return any(sign in str(error) for sign in ("not a database", "malformed"))
 
 
 def _reply(text: str) -> dict | None:
@@ -81,7 +90,11 @@ class RequestCache:
         try:
             self._db = self._open()
         except sqlite3.DatabaseError as exc:
-            if _locked(exc) or not self.path.exists() or "not a database" not in str(exc):
+            if _locked(exc):
+                raise CacheError(f"The request cache {self.path} is locked by another process (still after "
+                                 f"{OPEN_WAIT:g} s): let it finish, point HF_SYNTH_CACHE (or cache=) at another folder, "
+                                 "or run with cache=False / --no-cache.") from None
+            if not self.path.exists() or not _damaged(exc):
                 raise CacheError(f"The request cache {self.path} cannot be opened or written ({exc}): point "
                                  "HF_SYNTH_CACHE (or cache=) at a writable folder, or run with cache=False / "
                                  "--no-cache.") from None
@@ -89,11 +102,11 @@ class RequestCache:
             self._db = self._open()
 
     def _open(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(self.path, timeout=OPEN_WAIT, isolation_level=None, check_same_thread=False)
         try:
             # Switching a new file to WAL is not covered by the busy timeout when several workers
             # open it at once: retry that, and nothing else.
-            for attempt in Retrying(retry=retry_if_exception(_locked), stop=stop_after_delay(60),
+            for attempt in Retrying(retry=retry_if_exception(_locked), stop=stop_after_delay(OPEN_WAIT),
                                     wait=wait_random(0.01, 0.2), reraise=True):
                 with attempt:
                     db.execute("PRAGMA journal_mode=WAL")
@@ -101,6 +114,7 @@ class RequestCache:
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("BEGIN IMMEDIATE")  # can we write? (a read-only folder or file says so here)
             db.execute("ROLLBACK")
+            db.execute(f"PRAGMA busy_timeout = {WRITE_WAIT_MS}")  # from now on: never stall the run
         except BaseException:
             db.close()
             raise
@@ -152,11 +166,21 @@ class RequestCache:
                 raise
             self._db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
-            self._warn("store replies, so a re-run will request them again", exc)
+            if not _locked(exc):
+                self._warn("store replies, so a re-run will request them again", exc)
+                return
+            # another process holds the file: keep the replies and try again soon, without stalling the run
+            self._pending = {**pending, **self._pending}
+            self._warn("store replies yet (another process holds it locked); they are kept until it is free", exc)
+            try:
+                asyncio.get_running_loop().call_later(RETRY_WRITE, self.flush)
+            except RuntimeError:
+                pass
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
 
     def close(self) -> None:
+        self._db.execute(f"PRAGMA busy_timeout = {int(OPEN_WAIT * 1000)}")  # the last write may wait a while
         self.flush()
         self._db.close()
