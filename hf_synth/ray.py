@@ -112,6 +112,8 @@ def map_batches(dataset, transform: MapTransform, *, actors: int = ACTORS, batch
         raise TypeError(f"hf_synth.ray runs hf_synth transforms, not {type(transform).__name__}")
     if type(dataset).__module__.startswith("datasets"):
         dataset = from_datasets(dataset, rows_per_block=max(batch_size, -(-len(dataset) // (4 * actors))))
+    if checkpoint:
+        Checkpoint(checkpoint, transform)  # a location that cannot be written is said before any request
     shared, keys = for_actors(transform, actors)
     return dataset.map_batches(_Worker, fn_constructor_args=(shared, _Keys.remote(keys), checkpoint),
                                batch_format="pyarrow",

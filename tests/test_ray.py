@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 from fake_openai import FakeOpenAI, coevol_replies, prefer_edit  # noqa: E402
 
 import hf_synth  # noqa: E402
-from hf_synth import LLM, CoEvolTransform  # noqa: E402
+from hf_synth import LLM, CoEvolTransform, HFSynthError  # noqa: E402
 from hf_synth.errors import EndpointError  # noqa: E402
 
 ray = pytest.importorskip("ray")
@@ -250,3 +250,21 @@ def test_a_checkpoint_makes_a_rerun_free_on_any_node_and_follows_the_fingerprint
     edited = arrow(run(ROWS, CoEvolTransform(llm, max_rounds=1, mode="edit", cache=False), batch_size=3,
                        checkpoint=shared))
     assert len(fake.requests) - before == sum(u["calls"] for u in edited.column("coevol_usage").to_pylist()) >= 12
+
+
+def test_a_checkpoint_never_freezes_failures_and_an_unwritable_one_is_said_before_any_request(cluster, fake, tmp_path):
+    shared = f"file://{tmp_path / 'shared'}"
+    llm = LLM(model="fake-model", base_url=fake.url, max_retries=0)
+    fake.fault_for = lambda body: 400 if "colour 4." in str(body["messages"]) else None  # one row fails
+    first = arrow(run(ROWS, CoEvolTransform(llm, mode="edit", cache=False), batch_size=3, checkpoint=shared))
+    assert sum(error is not None for error in first.column("coevol_error").to_pylist()) == 1
+    fake.fault_for = None  # the endpoint heals: the batch holding the failure runs again, the others do not
+    before = len(fake.requests)
+    again = arrow(run(ROWS, CoEvolTransform(llm, mode="edit", cache=False), batch_size=3, checkpoint=shared))
+    assert again.column("coevol_error").to_pylist() == [None] * 12 and len(fake.requests) - before == 3
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    with pytest.raises(HFSynthError, match=r"The checkpoint .* cannot be written .*: point checkpoint="):
+        run(ROWS, CoEvolTransform(llm, mode="edit", cache=False), checkpoint=f"file://{blocked}/sub")
+    assert len(fake.requests) - before == 3
