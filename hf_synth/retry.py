@@ -46,6 +46,9 @@ def retry_failed(dataset: datasets.Dataset, transforms, **map_kwargs) -> dataset
         return dataset
     ours = [c for c in dataset.column_names if any(c.startswith(f"{t.prefix}_") for t in transforms)]
     retried = dataset.select(failed).remove_columns(ours)
+    # In memory: `datasets` would otherwise write each result beside the dataset's own files — into the
+    # folder a run was saved to, a full copy per retry, never removed.
+    map_kwargs.setdefault("keep_in_memory", True)
     for transform in transforms:
         # A fingerprint of its own: datasets must not answer this map, or anything derived from it,
         # with what it cached for an earlier retry, failures and all.
@@ -55,4 +58,4 @@ def retry_failed(dataset: datasets.Dataset, transforms, **map_kwargs) -> dataset
     combined = datasets.concatenate_datasets([dataset.select(kept),
                                               retried.select_columns(dataset.column_names).cast(dataset.features)])
     position = {row: place for place, row in enumerate(kept + failed)}
-    return combined.select([position[row] for row in range(len(dataset))]).flatten_indices()
+    return combined.select([position[row] for row in range(len(dataset))]).flatten_indices(keep_in_memory=True)

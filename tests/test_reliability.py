@@ -589,3 +589,14 @@ def test_a_cache_another_process_locks_mid_run_neither_stalls_the_run_nor_loses_
     checkpoint_and_forget()  # closing writes what was kept
     again = rows(10).map(CoEvolTransform(LLM(model="m", base_url=server.url), mode="edit"), batched=True)
     assert again["coevol_error"] == [None] * 10 and len(server.requests) == sent  # nothing paid twice
+
+
+def test_retrying_a_saved_run_writes_nothing_into_its_folder(server, tmp_path):
+    server.fault_for = lambda body: ("status", 500, {"Retry-After": "0"}) if "task 3\n" in body["messages"][-1]["content"] else None
+    transform = CoEvolTransform(LLM(model="m", base_url=server.url, max_retries=0), mode="edit")
+    rows(6).map(transform, batched=True).save_to_disk(str(tmp_path / "run"))
+    before = sorted(p.name for p in (tmp_path / "run").iterdir())
+    saved = datasets.load_from_disk(str(tmp_path / "run"))
+    for _ in range(2):  # still failing: each retry is a full dataset that datasets would write beside the files
+        assert retry_failed(saved, transform)["coevol_error"][3] is not None
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == before
