@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import functools
+import json
 import logging
 import os
 import re
@@ -143,7 +145,7 @@ def _run(args, steps, title: str):
     from . import recipe as recipes
     from .io import load_input
     from . import status
-    from .retry import failed_rows
+    from .retry import failed_rows, retry_failed
     from .transforms.base import with_empty_outputs
 
     started, wall_started = time.monotonic(), time.time()
@@ -152,10 +154,13 @@ def _run(args, steps, title: str):
     if args.limit is not None:
         dataset = dataset.select(range(min(args.limit, len(dataset))))
     print(f"{title} over {len(dataset)} rows with {steps[0].llm!r}", file=sys.stderr)
-    with status.show(total=len(dataset) * len(steps), prices=getattr(args, "prices", None),
-                     model=steps[0].llm.model) as live:
-        if getattr(args, "retry_failed", False):
-            dataset = _retry_failed(args, steps, len(dataset))
+    retrying = getattr(args, "retry_failed", False)
+    if retrying:
+        previous, failed = _retry_plan(args, steps, dataset)
+    with status.show(total=(len(failed) if retrying else len(dataset)) * len(steps),
+                     prices=getattr(args, "prices", None), model=steps[0].llm.model) as live:
+        if retrying:
+            dataset = retry_failed(previous, steps, batch_size=args.batch_size, num_proc=args.num_proc)
         elif len(dataset) == 0:
             dataset = with_empty_outputs(dataset, steps)  # Dataset.map skips an empty dataset
         else:
@@ -174,6 +179,12 @@ def _run(args, steps, title: str):
     run_stats = live.counts  # every process's, workers included
     recipe = recipes.make(steps, source=args.input, split=args.split, limit=args.limit, batch_size=args.batch_size,
                           seconds=seconds, run_stats=run_stats, folder=args.output)
+    if retrying:  # the recipe stays the earlier run's, and says what the retry did and with what
+        earlier = recipes.load(args.output)
+        retry = {"rows": len(failed), "run": recipe["run"]}
+        if recipe["steps"] != earlier["steps"]:
+            retry["steps"] = recipe["steps"]
+        recipe = {**earlier, "retries": [*earlier.get("retries", []), retry]}
     _save(dataset, args.output, args.command, recipe)
     print(summary(dataset, [step.prefix for step in steps], seconds, run_stats))
     print(f"saved to {args.output}")
@@ -194,25 +205,72 @@ def _on_ray(args, dataset, step):
                                          checkpoint=args.ray_checkpoint))
 
 
-def _retry_failed(args, steps, rows: int):
+def _retry_plan(args, steps, dataset):
+    """The earlier run saved in --output and its failed rows, once it is sure that retrying them mixes
+    nothing: the same input, the same method options and models (how requests are sent, and
+    max_tokens — the remedy for cut replies — may change; the recipe records it)."""
+    from . import recipe as recipes
     from .io import load_input
-    from .retry import failed_rows, retry_failed
+    from .retry import failed_rows
 
     if not (Path(args.output) / "dataset_info.json").exists():
         raise HFSynthError(f"--retry-failed runs the failed rows of an earlier run saved in --output, and "
                            f"{args.output} holds none: run without --retry-failed first.")
     previous = load_input(args.output)
-    if len(previous) != rows:
-        raise HFSynthError(f"--retry-failed: {args.output} holds {len(previous)} rows but the input gives {rows}; "
-                           "pass the same input, --split and --limit as the earlier run.")
+    if len(previous) != len(dataset):
+        raise HFSynthError(f"--retry-failed: {args.output} holds {len(previous)} rows but the input gives "
+                           f"{len(dataset)}; pass the same input, --split and --limit as the earlier run.")
+    changed = _first_difference(previous.select_columns(dataset.column_names), dataset)
+    if changed is not None:
+        raise HFSynthError(f"--retry-failed: row {changed} of the input differs from the row the run in {args.output} "
+                           "was made from; run the edited input into a new --output, without --retry-failed.")
+    mixed = _mixed_setting(recipes.load(args.output)["steps"], [step.settings() for step in steps])
+    if mixed:
+        raise HFSynthError(f"--retry-failed would mix runs: the rows in {args.output} were made with {mixed}; retry "
+                           "with the same settings, or run into a new --output without --retry-failed.")
     failed = failed_rows(previous, steps)
-    print(f"retrying {len(failed)} failed rows of {rows}", file=sys.stderr)
+    print(f"retrying {len(failed)} failed rows of {len(dataset)}", file=sys.stderr)
     cut = [row for row in failed if any("cut at max_tokens" in str(previous[row][f"{step.prefix}_error"])
                                         for step in steps)]
     if cut:
         print(f"{len(cut)} of them failed on a reply cut at max_tokens: they are asked again with the same budget "
               "and will likely be cut again; pass a larger --max-tokens to give them room", file=sys.stderr)
-    return retry_failed(previous, steps, batch_size=args.batch_size, num_proc=args.num_proc)
+    return previous, failed
+
+
+# LLM settings a retry may change: how requests are sent, and the output budget
+_RETRY_MAY_CHANGE = {field.name for field in dataclasses.fields(LLM) if field.metadata.get("kind") == "transport"} | {
+    "max_tokens"}
+
+
+def _mixed_setting(earlier: list[dict], now: list[dict]) -> str | None:
+    """The first setting, in words, in which the steps `now` differ from the `earlier` ones in what
+    they produce; None when they do not."""
+    now = json.loads(json.dumps(now, default=str))  # as a recipe holds them
+    if [step["transform"] for step in earlier] != [step["transform"] for step in now]:
+        return f"the steps {[step['transform'] for step in earlier]}, not {[step['transform'] for step in now]}"
+    for before, after in zip(earlier, now):
+        for name in sorted(set(before["options"]) | set(after["options"])):
+            if before["options"].get(name) != after["options"].get(name):
+                return f"{name}={before['options'].get(name)!r}, not {after['options'].get(name)!r}"
+        pairs = [("", before["llm"], after["llm"])] + [
+            (f"{agent}'s ", before.get("llms", {}).get(agent, {}), after.get("llms", {}).get(agent, {}))
+            for agent in sorted(set(before.get("llms", {})) | set(after.get("llms", {})))]
+        for whose, old, new in pairs:
+            for name in sorted((set(old) | set(new)) - _RETRY_MAY_CHANGE):
+                if old.get(name) != new.get(name):
+                    return f"the {whose}{name} {old.get(name)!r}, not {new.get(name)!r}"
+    return None
+
+
+def _first_difference(earlier, now) -> int | None:
+    """The first row in which two datasets of the same length and columns differ, or None."""
+    for start in range(0, len(now), 10_000):
+        a, b = earlier[start:start + 10_000], now[start:start + 10_000]
+        if a != b:
+            return start + next(i for i in range(len(next(iter(b.values()), []))) if any(
+                a[column][i] != b[column][i] for column in b))
+    return None
 
 
 def _reused(dataset, since: float) -> bool:

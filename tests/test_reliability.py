@@ -600,3 +600,32 @@ def test_retrying_a_saved_run_writes_nothing_into_its_folder(server, tmp_path):
     for _ in range(2):  # still failing: each retry is a full dataset that datasets would write beside the files
         assert retry_failed(saved, transform)["coevol_error"][3] is not None
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == before
+
+
+def test_a_retry_that_would_mix_settings_or_inputs_is_refused_and_a_new_budget_is_recorded(server, tmp_path):
+    rows(4).to_json(tmp_path / "in.jsonl")
+    server.fault_for = lambda body: ("finish", "length") if "task 2\n" in body["messages"][-1]["content"] else None
+    job = ("coevol", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out"), "--max-rounds", "1",
+           "--model", "m", "--base-url", server.url)
+    assert cli(*job).returncode == 0
+    server.fault_for = None
+    sent = len(server.requests)
+    for change, says in ((("--max-rounds", "2"), "the rows in {out} were made with max_rounds=1, not 2"),
+                         (("--model", "other"), "the rows in {out} were made with the model 'm', not 'other'")):
+        refused = cli(*job, *change, "--retry-failed")
+        assert refused.returncode == 1 and says.format(out=tmp_path / "out") in refused.stderr, refused.stderr
+    edited = rows(4).to_pandas()
+    edited.loc[1, "instruction"] = "task 1, edited"
+    datasets.Dataset.from_pandas(edited).to_json(tmp_path / "in.jsonl")
+    refused = cli(*job, "--retry-failed")
+    assert refused.returncode == 1 and "row 1 of the input differs from the row the run" in refused.stderr
+    assert len(server.requests) == sent  # nothing paid for what was refused
+    rows(4).to_json(tmp_path / "in.jsonl")
+    retried = cli(*job, "--max-tokens", "2000", "--retry-failed")  # a bigger budget for the cut reply
+    assert retried.returncode == 0, retried.stderr
+    assert "1 of them failed on a reply cut at max_tokens" in retried.stderr
+    recipe = json.loads((tmp_path / "out" / "hf_synth_recipe.json").read_text())
+    assert recipe["steps"][0]["llm"]["max_tokens"] == 1000  # what made the rows of the first run
+    assert [retry["rows"] for retry in recipe["retries"]] == [1]
+    assert recipe["retries"][0]["steps"][0]["llm"]["max_tokens"] == 2000
+    assert datasets.load_from_disk(str(tmp_path / "out"))["coevol_error"] == [None] * 4
