@@ -402,9 +402,8 @@ def evaluation_summary(dataset) -> str:
 
 
 def _filter(args) -> None:
-    from . import filters
+    from . import filters, status
     from .io import load_input
-    from .status import counts
 
     started = time.monotonic()
     keep = [name.strip() for name in (args.keep or "").split(",") if name.strip()]
@@ -433,12 +432,18 @@ def _filter(args) -> None:
     outputs.check(args.output, inputs=[args.input], overwrite=args.overwrite)
     dataset = load_input(args.input, args.split)
     print(f"rows: {len(dataset)}")
-    for step in steps:
-        dataset = dataset.filter(step, batched=True, batch_size=args.batch_size, num_proc=args.num_proc,
-                                 desc=type(step).__name__)
-        print(f"after {type(step).__name__}: {len(dataset)}")
+    wall_started = time.time()
+    judged = [step for step in steps if isinstance(step, filters.JudgedFilter)]
+    with status.show(total=len(dataset) * len(judged) or None,
+                     model=judged[0].judge.llm.model if judged else None) as live:
+        for step in steps:
+            dataset = dataset.filter(step, batched=True, batch_size=args.batch_size, num_proc=args.num_proc,
+                                     desc=type(step).__name__)
+            reused = " (datasets reused this finished filter: no request sent)" if judged and step in judged and \
+                _reused(dataset, wall_started) else ""
+            print(f"after {type(step).__name__}: {len(dataset)}{reused}")
     _save(dataset, args.output, "filter")
-    run = counts()
+    run = live.counts  # every process's, num_proc workers included
     print(f"this run: {run.sent} requests sent, {run.cached} from cache; time: {time.monotonic() - started:.1f}s")
     print(f"saved to {args.output}")
 

@@ -12,8 +12,9 @@ SAMPLE = Path(hf_synth.__file__).parent / "data" / "alpaca_sample.jsonl"
 MULTITURN = Path(hf_synth.__file__).parent / "data" / "multiturn_sample.jsonl"
 
 
-def hf_synth_cli(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "hf_synth.cli", *args], capture_output=True, text=True, timeout=timeout)
+def hf_synth_cli(*args, timeout=300, env=None):
+    return subprocess.run([sys.executable, "-m", "hf_synth.cli", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
 
 
 def test_coevol_command_writes_the_dataset_and_a_summary(server, tmp_path):
@@ -114,6 +115,25 @@ def test_filter_command_chains_plain_and_llm_filters(tmp_path):
     kept = datasets.load_from_disk(str(tmp_path / "kept"))
     assert kept["instruction"] == ["a"]
     assert result.stdout.splitlines()[:4] == ["rows: 4", "after Succeeded: 3", "after Evolved: 2", "after QualityFilter: 1"]
+    assert "this run: 2 requests sent, 0 from cache" in result.stdout
+    assert "rows 2/4 | requests 2 sent" in result.stderr  # the live status line
+
+
+def test_filter_with_workers_counts_their_requests_and_says_when_a_finished_filter_was_reused(tmp_path):
+    from test_filters import quality_reply
+
+    evolved = datasets.Dataset.from_dict({"instruction": [f"q{i}" for i in range(6)], "output": ["x (score 5)"] * 6})
+    evolved.save_to_disk(str(tmp_path / "evolved"))
+    env = {"HF_DATASETS_CACHE": str(tmp_path / "datasets")}
+    with FakeOpenAI(quality_reply) as judge:
+        job = ("filter", str(tmp_path / "evolved"), "--output", str(tmp_path / "kept"), "--min-quality", "4.5",
+               "--num-proc", "2", "--batch-size", "3", "--model", "judge", "--base-url", judge.url)
+        first = hf_synth_cli(*job, env=env)
+        assert first.returncode == 0, first.stderr
+        assert "this run: 6 requests sent, 0 from cache" in first.stdout  # counted in the workers
+        again = hf_synth_cli(*job, env=env)
+    assert "after QualityFilter: 6 (datasets reused this finished filter: no request sent)" in again.stdout
+    assert "this run: 0 requests sent" in again.stdout and len(judge.requests) == 6
 
 
 def test_filter_command_needs_a_filter_and_known_names(tmp_path):
