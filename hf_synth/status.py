@@ -166,13 +166,16 @@ def show(total: int | None = None, *, prices: tuple[float, float] | None = None,
     previous = os.environ.get(FOLDER_VARIABLE)
     os.environ[FOLDER_VARIABLE] = folder
     this_process().report_to(folder)  # this process's rows, when it runs them itself
-    stop = threading.Event()
+    stop, failed = threading.Event(), threading.Event()
     started = time.monotonic()
-    thread = threading.Thread(target=_display, args=(folder, total, prices, every, log_every, stream, stop, started),
-                              name="hf_synth-status", daemon=True)
+    thread = threading.Thread(target=_display, args=(folder, total, prices, every, log_every, stream, stop, started,
+                                                     failed), name="hf_synth-status", daemon=True)
     thread.start()
     try:
         yield live
+    except BaseException:
+        failed.set()  # the error is what the user needs to read, not a last status line above it
+        raise
     finally:
         stop.set()
         thread.join(5)
@@ -187,7 +190,7 @@ def show(total: int | None = None, *, prices: tuple[float, float] | None = None,
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _display(folder, total, prices, every, log_every, stream, stop, started) -> None:
+def _display(folder, total, prices, every, log_every, stream, stop, started, failed) -> None:
     interactive = hasattr(stream, "isatty") and stream.isatty() or _in_notebook()
     bar = None
     if interactive:
@@ -197,6 +200,8 @@ def _display(folder, total, prices, every, log_every, stream, stop, started) -> 
     logged = started
     while True:
         done = stop.wait(every)
+        if done and failed.is_set():
+            break
         counts = read(folder)
         seconds = time.monotonic() - started
         if bar is not None:

@@ -49,6 +49,7 @@ def test_unreachable_endpoint_is_one_line_of_error(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: Cannot reach the LLM endpoint {url}")
     assert "Traceback" not in result.stderr
+    assert "| requests" not in result.stderr  # no last status line above the error
 
 
 def test_missing_file_and_unreachable_hub_say_so(tmp_path):
