@@ -22,8 +22,7 @@ from .. import status
 from ..errors import CallFailed, EndpointError
 from ..protocol import Chat, Reply
 from ..shapes import Shape
-from . import structured
-from . import codec
+from . import codec, structured
 from .cache import RequestCache, default_cache_dir, key_of
 from .config import LLM
 from .endpoint import Endpoint
@@ -144,8 +143,9 @@ class Door:
         route = self._routes.get(agent)
         if route is None:
             llm = self._llms.get(agent, self._default)
-            route = self._by_llm.get(llm) or self._by_llm.setdefault(llm, _Route(llm))
-            self._routes[agent] = route
+            if llm not in self._by_llm:  # agents that share an LLM share its route
+                self._by_llm[llm] = _Route(llm)
+            route = self._routes[agent] = self._by_llm[llm]
         return route
 
     def begin_run(self) -> None:
@@ -165,7 +165,7 @@ class Door:
         cached by `datasets`."""
         for made in self._shared.endpoints.values():
             failed = sum(endpoint.endpoint_failures for endpoint in made)
-            if failed and not sum(endpoint.vouched for endpoint in made):
+            if failed and all(endpoint.canary is None for endpoint in made):
                 last = made[-1].last_failure or made[0].last_failure
                 raise EndpointError(f"{made[0].where} completed none of this job's requests: {failed} failed after "
                                     f"their retries (the last: {last}); completed requests are cached, so the same "
@@ -185,7 +185,6 @@ class Door:
         else:
             self._counts.cached += 1
             for endpoint in route.endpoints:  # the endpoint served this job before
-                endpoint.vouched += 1
                 if endpoint.canary is None:
                     endpoint.canary = route.body(chat, constraint)
         usage.calls += 1

@@ -51,8 +51,9 @@ class Endpoint:
         self.budget = budget  # shared by the LLM's replicas
         self.limit = AdaptiveLimit(llm.max_concurrency)
         self._resume_at = 0.0  # no request is sent before (time.monotonic()): a rate limit is spent
-        self.vouched = 0  # requests of this LLM that completed here before or were answered from the cache
-        self.canary: dict | None = None  # a request it completed (or the cache holds): is it still served?
+        # a request of this job it completed (or the cache holds), asked again to see it still serves;
+        # None while it has served none
+        self.canary: dict | None = None
         self._retry_budget = RetryBudget(cap=max(100.0, 2.0 * llm.max_concurrency))  # the endpoint's load, across runs
         self.begin_run()
 
@@ -91,7 +92,6 @@ class Endpoint:
             raise self.fatal from None
         self._breaker.completed()
         self.completed += 1
-        self.vouched += 1
         self.canary = body
         return completed
 
@@ -106,7 +106,7 @@ class Endpoint:
                 failure = classify(exc)
                 may = failure.retry and retries < self.llm.max_retries
                 retry = may and self.fatal is None and (failure.rate_limited or self._retry_budget.withdraw())
-                if failure.blame == ENDPOINT and self.vouched and (not retry or not failure.rate_limited) and \
+                if failure.blame == ENDPOINT and self.canary is not None and (not retry or not failure.rate_limited) and \
                         self._breaker.attempt_failed(exc.sent_at):
                     await self._judge(self._describe(exc))
                 if self.fatal is not None:  # decided while this request was failing: report that instead
@@ -121,7 +121,7 @@ class Endpoint:
                 if failure.blame == ENDPOINT:
                     self.endpoint_failures += 1
                     self.last_failure = str(failed)
-                    if not self.vouched and self._breaker.request_failed(first_sent):
+                    if self.canary is None and self._breaker.request_failed(first_sent):
                         self.fatal = EndpointError(
                             f"{self.where} is failing: {self._breaker.requests} requests in a row failed after their "
                             f"retries, and it has completed none of this job's requests (the last: {failed}); {RESUME}")
