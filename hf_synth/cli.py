@@ -17,22 +17,27 @@ from pathlib import Path
 
 from . import __version__, outputs, replies
 from .errors import HFSynthError
-from .llm.config import LLM
+from .llm.config import GENERIC_SAMPLING, LLM
 from .llm.structured import DIALECTS
 from .methods import r2s, review_instruct
-from .methods.coevol import MAX_OPTIMIZE_TOKENS, MAX_ROUNDS, MODES
+from .methods.coevol import MAX_OPTIMIZE_TOKENS, MAX_ROUNDS, MODES, SAMPLING
 
 
-def _llm_arguments(parser: argparse.ArgumentParser, temperature: float = 0.0, max_tokens: int = 1000) -> None:
+def _llm_arguments(parser: argparse.ArgumentParser, sampling: dict | None = None) -> None:
+    """The endpoint's options; `sampling` is the method's defaults, shown in the help (an option left
+    out stays unset, so that each step of the run takes its own method's)."""
+    sampling = {**GENERIC_SAMPLING, **(sampling or {})}
     group = parser.add_argument_group("LLM endpoint (default: the embedded local model)")
     group.add_argument("--model", help="model name, e.g. gpt-4o-mini")
     group.add_argument("--base-url", action="append",
                        help="OpenAI-compatible base URL, e.g. http://host:8000/v1 (vLLM); repeat it for replicas "
                             "of the same model, which share the load")
-    group.add_argument("--temperature", type=float, default=temperature, help="sampling temperature")
-    group.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: the probability mass sampled from")
-    group.add_argument("--max-tokens", type=int, default=max_tokens,
-                       help="the most tokens a reply may have; a reply cut there marks its row")
+    group.add_argument("--temperature", type=float,
+                       help=f"sampling temperature (default: {sampling['temperature']}, the method's)")
+    group.add_argument("--top-p", type=float, help="nucleus sampling: the probability mass sampled from "
+                                                   f"(default: {sampling['top_p']}, the method's)")
+    group.add_argument("--max-tokens", type=int, help="the most tokens a reply may have; a reply cut there marks "
+                                                      f"its row (default: {sampling['max_tokens']}, the method's)")
     group.add_argument("--seed", type=int, help="sampling seed, for endpoints that honour one")
     group.add_argument("--no-system-role", dest="system_role", action="store_false",
                        help="for models without a system role: put each system prompt in front of the first user "
@@ -548,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     method.add_argument("--input-column", default="input", help="the optional input (context) column")
     method.add_argument("--response-column", help="default: output or response")
     method.add_argument("--messages-column", help="multi-turn data (default: messages or conversations)")
-    _llm_arguments(coevol)
+    _llm_arguments(coevol, SAMPLING)
     _publish_arguments(coevol)
     coevol.set_defaults(run=_coevol)
 
@@ -571,7 +576,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "majority of the reviewers' verdict lines")
     method.add_argument("--word-limit", type=_count, default=review_instruct.WORD_LIMIT,
                         help="every reply within this many words (the authors' 300); 0 for no limit")
-    _llm_arguments(review, temperature=review_instruct.TEMPERATURE, max_tokens=review_instruct.MAX_TOKENS)
+    _llm_arguments(review, review_instruct.SAMPLING)
     _publish_arguments(review)
     review.set_defaults(run=_review_instruct)
 

@@ -31,7 +31,6 @@ output being what `Dataset.map` gives. What makes that safe on a real cluster:
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 from typing import Any
 
@@ -83,10 +82,8 @@ def _share(llm: LLM, actors: int) -> LLM:
     def part(limit, least=1):
         return limit and max(least, limit // actors)
 
-    urls = list(llm.replicas) if len(llm.replicas) > 1 else llm.base_url if llm.replicas else None
-    return dataclasses.replace(llm, base_url=urls, max_concurrency=part(llm.max_concurrency),
-                               requests_per_minute=part(llm.requests_per_minute),
-                               tokens_per_minute=part(llm.tokens_per_minute, llm.max_tokens))
+    return llm.replace(max_concurrency=part(llm.max_concurrency), requests_per_minute=part(llm.requests_per_minute),
+                       tokens_per_minute=part(llm.tokens_per_minute, llm.sampling()["max_tokens"]))
 
 
 def for_actors(transform: MapTransform, actors: int) -> tuple[MapTransform, dict[str, str]]:

@@ -79,11 +79,15 @@ def test_review_instruct_command_with_rounds_reviewers_and_difficulty(tmp_path):
         result = hf_synth_cli("review-instruct", str(SAMPLE), "--output", str(out), "--limit", "2", "--rounds", "2",
                               "--reviewers", "1", "--difficulty", "--model", "m", "--base-url", fake.url)
         assert result.returncode == 0, result.stderr
-        temperatures = {body["temperature"] for body in fake.requests}
+        from hf_synth.methods.difficulty import ROLE
+
+        sampling = {(body["messages"][0]["content"] == ROLE, body["temperature"], body["max_tokens"])
+                    for body in fake.requests}
     grown = datasets.load_from_disk(str(out))
     assert len(grown) == 2 and all(len(messages) == 4 for messages in grown["review_messages"])
     assert grown["difficulty_labels"] == [["easy", "medium"]] * 2
-    assert temperatures == {0.1}                                   # the authors' temperature by default
+    # each step samples at its own defaults: the authors' for the method, a deterministic judge's for ours
+    assert sampling == {(False, 0.1, 8192), (True, 0.0, 1000)}
     assert "rows: 2, failed: 0" in result.stdout and "next questions: depth: 2" in result.stdout
     # one account: 2 × (2 + 1 + 1) calls of the method, then 2 × 2 labels, all sent
     assert "difficulty step: 2 rows done, 0 failed" in result.stdout

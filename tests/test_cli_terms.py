@@ -67,7 +67,7 @@ def test_a_refused_connection_is_not_called_a_timeout(tmp_path):
 
 def test_help_shows_every_option_with_its_default():
     text = cli("coevol", "--help").stdout
-    for option, default in [("--max-rounds", "3"), ("--top-p", "1.0"), ("--max-tokens", "1000"), ("--max-retries", "5"),
+    for option, default in [("--max-rounds", "3"), ("--top-p", "1.0, the method's"), ("--max-tokens", "1000, the method's"), ("--max-retries", "5"),
                             ("--instruction-column", "instruction"), ("--timeout", "600.0"), ("--batch-size", "64")]:
         described = text.split(option, 2)[-1].split("\n  --", 1)[0]  # the option's own help paragraph
         assert f"(default: {default})" in " ".join(described.split()), option

@@ -55,6 +55,10 @@ METHODS = {
 CALLS = {"coevol": [3 * 2 * 8], "review-instruct": [3 * (2 + 3 + 1)], "r2s": [3 * (1 + 2 * 2), 3]}
 
 
+# the sampling the card must show: what was sent, the method's paper values for an LLM that set none
+SENT = {"coevol": "0.0 | 1.0 | 1000", "review-instruct": "0.1 | 1.0 | 8192", "r2s": "0.0 | 1.0 | 1000"}
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_card_of_each_method(method):
     replies, steps_of, data, prompt = METHODS[method]
@@ -74,7 +78,7 @@ def test_card_of_each_method(method):
     module_name, name = prompt.split(".")
     module = __import__(f"hf_synth.methods.{module_name}", fromlist=[name])
     assert getattr(module, name) in text
-    assert "| all agents | `fake-model` | OpenAI-compatible server | 0.0 | 1.0 | 1000 | none |" in text
+    assert f"| all agents | `fake-model` | OpenAI-compatible server | {SENT[method]} | none |" in text
     for step, calls in zip(steps, CALLS[method], strict=True):
         assert f"| `{type(step).__name__}` | 3 | 0 (" in text and f"| {calls} |" in text
     assert 'load_dataset("me/data", split="train")' in text

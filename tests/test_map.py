@@ -196,3 +196,23 @@ def test_num_proc_2_passes_an_endpoint_error_through(server):
     ds = datasets.Dataset.from_dict({"instruction": ["q"] * 4, "output": ["a"] * 4})
     with pytest.raises(EndpointError, match="rejected the API key"):
         ds.map(CoEvolTransform(llm, max_rounds=1), batched=True, batch_size=2, num_proc=2)
+
+
+def test_a_call_leaves_every_transform_as_it_was():
+    """What a batch's columns are is worked out per batch, never kept on the transform: a transform
+    shared by threads or actors must not carry one batch's columns into another's rows."""
+    from hf_synth import R2STransform, ReviewInstructTransform
+    from hf_synth.transforms import DialogueEvalTransform, DifficultyTransform, PairwiseJudgeTransform, QualityTransform
+
+    alpaca = {**ALPACA, "coevol_output": ["hello", "four", "pear"]}
+    chats = {"messages": [[{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]],
+             "text": ["A document."]}
+    with FakeOpenAI() as fake:
+        llm = LLM(model="fake-model", base_url=fake.url, max_retries=0)
+        for transform, batch in [(CoEvolTransform(llm, max_rounds=1), alpaca), (CoEvolTransform(llm, max_rounds=1), chats),
+                                 (ReviewInstructTransform(llm, rounds=1), alpaca), (QualityTransform(llm), alpaca),
+                                 (PairwiseJudgeTransform(llm), alpaca), (DifficultyTransform(llm), chats),
+                                 (R2STransform(llm, turns=1), chats), (DialogueEvalTransform(llm), chats)]:
+            before = dict(vars(transform))
+            transform(dict(batch))
+            assert vars(transform) == before, type(transform).__name__

@@ -310,7 +310,9 @@ def test_settings_rebuild_the_llm_without_its_key():
     assert LLM(model="m", base_url=[url, other]).settings()["base_url"] == [url, other]
     assert LLM().settings()["base_url"] is None
     assert repr(one) == "LLM('m' at http://127.0.0.1:9/v1, temperature=0.3, top_p=0.5, max_tokens=77)"
-    assert repr(LLM()).startswith("LLM(embedded llama.cpp, ")
+    assert repr(LLM()) == "LLM(embedded llama.cpp)"  # sampling left to the method that uses it
+    assert repr(LLM().with_defaults(max_tokens=9)) == "LLM(embedded llama.cpp, temperature=0.0, top_p=1.0, max_tokens=9)"
+    assert one.with_defaults(max_tokens=9) is one  # what the user set wins
 
 
 def test_an_llms_rate_limits_make_one_budget_its_replicas_share(server):

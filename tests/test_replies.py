@@ -58,7 +58,7 @@ def test_reviewers_without_verdicts_a_chairman_without_a_question_and_cut_replie
             ReviewInstructTransform(LLM(model="m", base_url=server.url), rounds=2, num_reviewers=3, direction="majority",
                                     perspectives=["First reader", "Second reader", "Third reader"]), batched=True)
     assert out["review_error"][1] == "the Chairman wrote no next question in round 1"
-    assert "round 1: the candidate's reply was cut at max_tokens=1000" in out["review_error"][2]
+    assert "round 1: the candidate's reply was cut at max_tokens=8192" in out["review_error"][2]  # the authors' budget
     records = {r["agent"]: r for r in unreadable_replies(out).to_dict("records")}
     assert records["chairman"]["unreadable"] == 1
     assert records["candidate"]["cut or empty"] == 1

@@ -138,3 +138,20 @@ def test_difficulty_transform_marks_bad_conversations_and_names_missing_columns(
     assert rated["difficulty_labels"] == [None, ["easy"]]
     with pytest.raises(InputError, match="messages_column="):
         datasets.Dataset.from_dict({"text": ["x"]}).map(DifficultyTransform(review_llm), batched=True)
+
+
+def test_an_llm_that_names_only_a_model_samples_at_the_authors_settings(review_server):
+    """The method's sampling defaults fill what the user left unset; what the user set wins, per agent too."""
+    from hf_synth import recipe
+
+    seeds = datasets.Dataset.from_dict(SEEDS).select([0])
+    named = LLM(model="fake-model", base_url=review_server.url)
+    transform = ReviewInstructTransform(named, rounds=2, num_reviewers=1,
+                                        llms={"reviewer": LLM(model="fake-model", base_url=review_server.url,
+                                                              max_tokens=300, temperature=0.7)})
+    seeds.map(transform, batched=True)
+    sent = {(agent_of(body["messages"]), body["temperature"], body["max_tokens"]) for body in review_server.requests}
+    assert sent == {("candidate", 0.1, 8192), ("reviewer", 0.7, 300), ("chairman", 0.1, 8192)}
+    recorded = recipe.make([transform])["steps"][0]
+    assert (recorded["llm"]["temperature"], recorded["llm"]["max_tokens"]) == (0.1, 8192)   # what was sent
+    assert (recorded["llms"]["reviewer_1"]["temperature"], recorded["llms"]["reviewer_1"]["max_tokens"]) == (0.7, 300)

@@ -23,6 +23,8 @@ from .structured import DIALECTS
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 IDENTITY, SAMPLING, TRANSPORT = "identity", "sampling", "transport"
+# What a sampling field left unset takes when no method states its own (CoEvol's, Appendix B).
+GENERIC_SAMPLING = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 1000}
 
 
 def without_credentials(url: str) -> str:
@@ -61,7 +63,9 @@ class LLM:
     `LLM()` with no `model` and no `base_url` (and no ``OPENAI_BASE_URL``) is the embedded local
     model: a llama.cpp server with SmolLM2-135M-Instruct, started on first use.
 
-    Sampling defaults are CoEvol's (Appendix B): temperature 0, top_p 1.0, max_tokens 1000.
+    `temperature`, `top_p` and `max_tokens` left unset (None) take the values of the method that uses
+    this LLM (its paper's: ReviewInstruct samples at 0.1 with 8,192 tokens), and otherwise 0, 1.0 and
+    1000 (CoEvol's, Appendix B). A value given here always wins.
     `base_url` may be a list: replicas serving the same model (several vLLM servers, say). Each
     request goes to the replica with the fewest outstanding requests, each replica with its own
     `max_concurrency`; a replica that fails for good is left out of the run. The first URL names
@@ -89,9 +93,9 @@ class LLM:
     model: str | None = _field(IDENTITY, None)
     base_url: str | None = _field(IDENTITY, None)
     api_key: Any = field(default=None, repr=False, metadata={"kind": "secret"})
-    temperature: float = _field(SAMPLING, 0.0)
-    top_p: float = _field(SAMPLING, 1.0)
-    max_tokens: int = _field(SAMPLING, 1000)
+    temperature: float | None = _field(SAMPLING, None)
+    top_p: float | None = _field(SAMPLING, None)
+    max_tokens: int | None = _field(SAMPLING, None)
     seed: int | None = _field(SAMPLING, None)
     max_concurrency: int = _field(TRANSPORT, 64)
     timeout: float = _field(TRANSPORT, 600.0)
@@ -121,11 +125,9 @@ class LLM:
         if not embedded and not self.model:
             raise ConfigError(f"LLM(base_url={without_credentials(base_url)!r}) needs model=: pass the model name "
                               "the server serves (e.g. the one listed by GET /v1/models).")
-        if self.max_concurrency < 1 or self.max_retries < 0 or self.timeout <= 0 or self.max_tokens < 1:
+        if self.max_concurrency < 1 or self.max_retries < 0 or self.timeout <= 0 or (self.max_tokens is not None and self.max_tokens < 1):
             raise ConfigError("LLM: max_concurrency and max_tokens must be >= 1, max_retries >= 0, timeout > 0.")
-        if (self.requests_per_minute or 1) < 1 or (self.tokens_per_minute or self.max_tokens) < self.max_tokens:
-            raise ConfigError(f"LLM: requests_per_minute must be >= 1 and tokens_per_minute >= max_tokens "
-                              f"({self.max_tokens}), since every request counts its max_tokens.")
+        self._check_token_budget()
         if self.structured not in (None, "auto", *DIALECTS):
             raise ConfigError(f"LLM(structured={self.structured!r}): give one of {', '.join(map(repr, DIALECTS))}, "
                               "or None to leave replies unconstrained.")
@@ -143,6 +145,27 @@ class LLM:
         set_("replicas", replicas)
         set_("api_key", key)
         set_("extra_body", dict(self.extra_body or {}))
+
+    def _check_token_budget(self) -> None:
+        if (self.requests_per_minute or 1) < 1 or (self.tokens_per_minute or 1 << 62) < (self.max_tokens or 1):
+            raise ConfigError(f"LLM: requests_per_minute must be >= 1 and tokens_per_minute >= max_tokens "
+                              f"({self.max_tokens}), since every request counts its max_tokens.")
+
+    def replace(self, **changes) -> "LLM":
+        """A copy with `changes`, keeping its replicas and its key."""
+        urls = list(self.replicas) if len(self.replicas) > 1 else self.base_url if self.replicas else None
+        return dataclasses.replace(self, **{"base_url": urls, "api_key": self.api_key, **changes})
+
+    def with_defaults(self, **method_sampling) -> "LLM":
+        """This LLM with its unset sampling fields given the method's values (`method_sampling`),
+        then the generic ones: what is sent. Fields the user set are kept."""
+        unset = {name: method_sampling.get(name, generic) for name, generic in GENERIC_SAMPLING.items()
+                 if getattr(self, name) is None}
+        if not unset:
+            return self
+        resolved = self.replace(**unset)
+        resolved._check_token_budget()
+        return resolved
 
     @property
     def embedded(self) -> bool:
@@ -181,11 +204,12 @@ class LLM:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata["kind"] in kinds}
 
     def sampling(self) -> dict[str, Any]:
-        """The parameters sent with every request (they change the output)."""
+        """The parameters sent with every request (they change the output); unset ones at their
+        generic values (a transform has given them its method's before anything is sent)."""
         params = self._fields(SAMPLING)
         if params["seed"] is None:
             del params["seed"]
-        return params
+        return {**params, **{name: value for name, value in GENERIC_SAMPLING.items() if params[name] is None}}
 
     def identity(self) -> dict[str, Any]:
         """Everything about this LLM that changes what it answers: keys the request cache and
@@ -217,7 +241,9 @@ class LLM:
 
     def __repr__(self) -> str:
         where = "embedded llama.cpp" if self.embedded else f"{self.model!r} at {without_credentials(self.base_url)}"
-        return f"LLM({where}, temperature={self.temperature}, top_p={self.top_p}, max_tokens={self.max_tokens})"
+        sampling = ", ".join(f"{name}={getattr(self, name)}" for name in GENERIC_SAMPLING
+                             if getattr(self, name) is not None)
+        return f"LLM({where}{', ' if sampling else ''}{sampling})"
 
     def __hash__(self):
         return hash(repr(self))

@@ -66,6 +66,7 @@ def shared() -> _Shared:
 
 def endpoints(llm: LLM) -> list[Endpoint]:
     """One endpoint per replica of `llm`, made once per process; they share the LLM's rate budget."""
+    llm = llm.with_defaults()
     made = shared().endpoints
     if llm not in made:
         budget = (RateBudget(llm.requests_per_minute, llm.tokens_per_minute, llm.max_tokens)
@@ -134,8 +135,8 @@ class Door:
         self._shared = shared()
         self._counts = status.counts()
         self._cache = request_cache(cache)
-        self._default = default
-        self._llms = dict(llms)
+        self._default = default.with_defaults()  # (a transform has given them its method's sampling)
+        self._llms = {agent: llm.with_defaults() for agent, llm in llms.items()}
         self._routes: dict[str, _Route] = {}
         self._by_llm: dict[LLM, _Route] = {}
 

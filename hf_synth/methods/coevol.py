@@ -19,6 +19,7 @@ MODES = ("edit", "advise_without_response", "advise", "debate", "full")
 # The authors' scripts stop optimising a conversation at 8,192 tokens (max_optimize_len).
 MAX_OPTIMIZE_TOKENS = 8192
 MAX_ROUNDS = 3          # Section 3.1 and Appendix B: "the maximum number of iterations ... to 3"
+SAMPLING = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 1000}  # Appendix B, for every agent
 CONTEXT_ROUNDS = 3      # Appendix B: "only retain the most recent 3 rounds of conversation"
 
 

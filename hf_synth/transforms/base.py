@@ -63,13 +63,15 @@ class MapTransform:
 
     prefix: ClassVar[str]
     method_modules: ClassVar[tuple] = ()  # their source is part of the fingerprint
+    sampling: ClassVar[Mapping[str, Any]] = {}  # the method's sampling defaults (its paper's)
 
     def __init__(self, llm: LLM | None = None, *, llms: Mapping[str, LLM] | None = None,
                  cache: bool | str = True):
         """`llm` plays every agent (default: the embedded local model); `llms` gives some agents
-        their own. `cache` is True (default folder), a folder, or False (no request cache)."""
-        self.llm = llm if llm is not None else LLM()
-        self.llms = dict(llms or {})
+        their own. `cache` is True (default folder), a folder, or False (no request cache). Sampling
+        fields an LLM leaves unset take the method's defaults (`sampling`)."""
+        self.llm = (llm if llm is not None else LLM()).with_defaults(**self.sampling)
+        self.llms = {agent: each.with_defaults(**self.sampling) for agent, each in (llms or {}).items()}
         self.cache = cache
         self.retrying = False  # set by `retry_failed`: a cached reply that failed its row is asked again
 

@@ -27,6 +27,7 @@ class CoEvolTransform(MapTransform):
 
     prefix = "coevol"
     method_modules = (coevol, coevol_prompts, judge)
+    sampling = coevol.SAMPLING
     RESPONSE_COLUMNS = ("output", "response")
     CONVERSATION_COLUMNS = ("messages", "conversations")
 
@@ -69,12 +70,14 @@ class CoEvolTransform(MapTransform):
             return None
         return next((c for c in self.CONVERSATION_COLUMNS if c in column_names), None)
 
+    def _response_column(self, column_names) -> str | None:
+        return self.response_column or next((c for c in self.RESPONSE_COLUMNS if c in column_names), None)
+
     def input_columns(self, column_names: list[str]) -> list[str]:
         conversation = self._conversation_column(column_names)
-        self._response = None
         if conversation:
             return [conversation]
-        response = self.response_column or next((c for c in self.RESPONSE_COLUMNS if c in column_names), None)
+        response = self._response_column(column_names)
         missing = [name for name, present in ((self.instruction_column, self.instruction_column in column_names),
                                               (self.response_column or "output", response in column_names))
                    if not present]
@@ -83,14 +86,16 @@ class CoEvolTransform(MapTransform):
                 f"CoEvolTransform found no column {' or '.join(map(repr, missing or [self.messages_column]))} "
                 f"among {column_names}: pass instruction_column=, response_column= (and input_column=) to name "
                 "yours, or give multi-turn data a 'messages' or 'conversations' column (messages_column=).")
-        self._response = response
         return [self.instruction_column, response] + ([self.input_column] if self.input_column in column_names else [])
 
     def protocol(self, row: dict) -> Protocol:
-        if self._response is None:
-            return self._conversation_protocol(next(iter(row.values())))
+        # `row` holds exactly the `input_columns` of its batch: they say which kind of data it is
+        conversation = self._conversation_column(list(row))
+        if conversation:
+            return self._conversation_protocol(row[conversation])
+        response = row[self._response_column(list(row))]
         sample = coevol.Sample(instruction=row[self.instruction_column], input=row.get(self.input_column) or "",
-                               response=row[self._response] if row[self._response] is not None else "")
+                               response=response if response is not None else "")
         return coevol.evolve(sample, max_rounds=self.max_rounds, mode=self.mode)
 
     def _conversation_protocol(self, turns) -> Protocol:

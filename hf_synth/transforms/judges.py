@@ -61,13 +61,16 @@ class QualityTransform(_SingleTurnJudge):
         return {"instruction_column": self.instruction_column, "input_column": self.input_column,
                 "response_column": self.response_column}
 
+    def _response(self, column_names) -> str:
+        return find_column(type(self).__name__, column_names, self.response_column, RESPONSE_COLUMNS, "response_column")
+
     def input_columns(self, column_names: list[str]) -> list[str]:
-        self._response = find_column(type(self).__name__, column_names, self.response_column, RESPONSE_COLUMNS,
-                                     "response_column")
-        return self._sample_columns(column_names) + [self._response]
+        return self._sample_columns(column_names) + [self._response(column_names)]
 
     def protocol(self, row: dict) -> Protocol:
-        return (yield from quality.rate(row[self.instruction_column], row.get(self.input_column), row[self._response]))
+        # `row` holds exactly its batch's `input_columns`, so the response column is found among them
+        response = row[self._response(list(row))]
+        return (yield from quality.rate(row[self.instruction_column], row.get(self.input_column), response))
 
     def output_types(self, column_names: list[str]) -> dict[str, pa.DataType]:
         return {"score": pa.float64(), "judgment": pa.string()}
@@ -96,16 +99,18 @@ class PairwiseJudgeTransform(_SingleTurnJudge):
         return {"instruction_column": self.instruction_column, "input_column": self.input_column,
                 "a_column": self.a_column, "b_column": self.b_column}
 
-    def input_columns(self, column_names: list[str]) -> list[str]:
+    def _pair(self, column_names) -> tuple[str, str]:
         name = type(self).__name__
-        a = find_column(name, column_names, self.a_column, RESPONSE_COLUMNS, "a_column")
-        b = find_column(name, column_names, self.b_column, (), "b_column")
-        self._a, self._b = a, b
-        return self._sample_columns(column_names) + [a, b]
+        return (find_column(name, column_names, self.a_column, RESPONSE_COLUMNS, "a_column"),
+                find_column(name, column_names, self.b_column, (), "b_column"))
+
+    def input_columns(self, column_names: list[str]) -> list[str]:
+        return self._sample_columns(column_names) + list(self._pair(column_names))
 
     def protocol(self, row: dict) -> Protocol:
-        a = require_text(f"response {self._a!r}", row[self._a])
-        b = require_text(f"response {self._b!r}", row[self._b])
+        a_column, b_column = self._pair(list(row))  # `row` holds exactly its batch's `input_columns`
+        a = require_text(f"response {a_column!r}", row[a_column])
+        b = require_text(f"response {b_column!r}", row[b_column])
         sample = Sample(require_text("instruction", row[self.instruction_column]),
                         require_text("input", row.get(self.input_column) or "", allow_empty=True))
         return (yield from judge.judge_pair(sample.task, sample.request, a, b))

@@ -102,15 +102,19 @@ class DialogueEvalTransform(MapTransform):
         return {"text_column": self.text_column, "messages_column": self.messages_column,
                 "max_document_chars": self.max_document_chars}
 
+    def _messages(self, column_names) -> str:
+        return find_column(type(self).__name__, column_names, self.messages_column, CONVERSATION_COLUMNS,
+                           "messages_column")
+
     def input_columns(self, column_names: list[str]) -> list[str]:
-        name = type(self).__name__
-        self._messages = find_column(name, column_names, self.messages_column, CONVERSATION_COLUMNS, "messages_column")
-        columns = [self._messages, find_column(name, column_names, self.text_column, (), "text_column")]
-        return columns + (["r2s_cod"] if self._messages == "r2s_messages" and "r2s_cod" in column_names else [])
+        messages = self._messages(column_names)
+        columns = [messages, find_column(type(self).__name__, column_names, self.text_column, (), "text_column")]
+        return columns + (["r2s_cod"] if messages == "r2s_messages" and "r2s_cod" in column_names else [])
 
     def protocol(self, row: dict) -> Protocol:
+        messages = row[self._messages(list(row))]  # `row` holds exactly its batch's `input_columns`
         evidence = [span["text"] for turn in row.get("r2s_cod") or [] for span in turn["find"] if span["grounded"]]
-        return (yield from dialogue_eval.evaluate(row[self.text_column], normalize(row[self._messages]), evidence,
+        return (yield from dialogue_eval.evaluate(row[self.text_column], normalize(messages), evidence,
                                                   self.max_document_chars))
 
     def output_types(self, column_names: list[str]) -> dict[str, pa.DataType]:

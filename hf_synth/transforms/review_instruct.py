@@ -25,12 +25,13 @@ class ReviewInstructTransform(MapTransform):
     Chairman's direction and reasoning, the next instruction), `review_error` and `review_usage`.
 
     Agents, for `llms`: "candidate", "chairman", and "reviewer_1" … "reviewer_N"; "reviewer" gives
-    every reviewer without its own entry the same LLM. The default LLM is the embedded model at the
-    authors' temperature, 0.1, and output budget, 8,192 tokens.
+    every reviewer without its own entry the same LLM. Sampling fields an LLM leaves unset take the
+    authors' values: temperature 0.1, max_tokens 8,192.
     """
 
     prefix = "review"
     method_modules = (review_instruct, review_instruct_prompts)
+    sampling = review_instruct.SAMPLING
 
     def __init__(self, llm: LLM | None = None, *, rounds: int = review_instruct.ROUNDS,
                  num_reviewers: int | None = None, perspectives: Sequence[str] | None = None,
@@ -43,8 +44,7 @@ class ReviewInstructTransform(MapTransform):
         `num_reviewers` of `PERSPECTIVES`). `direction`: "chairman" (the authors' way: the Chairman
         infers depth or breadth from the reviews) or "majority" (reviews end with a verdict line and
         the majority sets the direction). `word_limit`: every reply within that many words (300, the
-        authors'; None for no limit). The default LLM is the embedded model at the authors' sampling
-        settings: temperature 0.1, max_tokens 8192."""
+        authors'; None for no limit)."""
         if rounds < 1:
             raise ValueError(f"rounds={rounds} must be at least 1")
         if direction not in review_instruct.DIRECTIONS:
@@ -68,8 +68,7 @@ class ReviewInstructTransform(MapTransform):
         if shared_reviewer is not None:
             for number in range(1, len(perspectives) + 1):
                 llms.setdefault(f"reviewer_{number}", shared_reviewer)
-        default = LLM(temperature=review_instruct.TEMPERATURE, max_tokens=review_instruct.MAX_TOKENS)
-        super().__init__(llm if llm is not None else default, llms=llms, cache=cache)
+        super().__init__(llm, llms=llms, cache=cache)
         self.rounds = rounds
         self.direction = direction
         self.word_limit = word_limit
