@@ -46,6 +46,12 @@ def _llm_arguments(parser: argparse.ArgumentParser, sampling: dict | None = None
                        help="hold the replies a method parses (verdicts, labelled fields, scores) to their shape by "
                             "the endpoint's constrained decoding, in its dialect; auto: llama.cpp for the embedded "
                             "model, none otherwise (docs/structured.md)")
+    group.add_argument("--batch-api", action="store_true",
+                       help="send the requests through the endpoint's Batch API (OpenAI's protocol): half the price, "
+                            "done within 24 hours; one batch per step of the method, resumed by running the same "
+                            "command again (docs/batch.md)")
+    group.add_argument("--batch-poll", type=float, default=30.0, metavar="SECONDS",
+                       help="with --batch-api: how often to look at a batch in flight (less often while it runs long)")
     group.add_argument("--max-concurrency", type=int, default=64,
                        help="requests in flight at most, per replica, for the whole run (divided among --num-proc workers)")
     group.add_argument("--requests-per-minute", type=int, help="a hosted API's request budget for the whole run")
@@ -128,7 +134,8 @@ def _llm(args) -> LLM:
                temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed,
                max_concurrency=share(args.max_concurrency), timeout=args.timeout, max_retries=args.max_retries,
                requests_per_minute=share(args.requests_per_minute), tokens_per_minute=share(args.tokens_per_minute),
-               system_role=args.system_role, structured=args.structured)
+               system_role=args.system_role, structured=args.structured, batch=args.batch_api,
+               batch_poll=args.batch_poll)
 
 
 def _cache(args):
@@ -163,7 +170,8 @@ def _run(args, steps, title: str):
     if retrying:
         previous, failed = _retry_plan(args, steps, dataset)
     with status.show(total=(len(failed) if retrying else len(dataset)) * len(steps),
-                     prices=getattr(args, "prices", None), model=steps[0].llm.model) as live:
+                     prices=getattr(args, "prices", None), model=steps[0].llm.model,
+                     batch=steps[0].llm.batch) as live:
         if retrying:
             dataset = retry_failed(previous, steps, batch_size=args.batch_size, num_proc=args.num_proc)
         elif len(dataset) == 0:

@@ -31,6 +31,7 @@ WRITE_EVERY = 0.5
 
 # US$ per million input and output tokens of a few hosted models (list prices, 2026); pass prices=
 # for any other, or to correct these
+BATCH_DISCOUNT = 0.5  # OpenAI's and Anthropic's batch APIs: half the online price
 PRICES = {"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.00), "gpt-4.1-mini": (0.40, 1.60),
           "gpt-4.1": (2.00, 8.00), "gpt-4.1-nano": (0.10, 0.40)}
 
@@ -49,10 +50,17 @@ class RunStats:
     failed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    batches: int = 0          # batches in flight (the batch API)
+    batch_requests: int = 0   # the requests they carry
+    batch_since: int = 0      # when the oldest of them was made (Unix seconds; 0: none in flight)
 
     def add(self, other: dict) -> None:
         for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + int(other.get(f.name, 0)))
+            value = int(other.get(f.name, 0))
+            if f.name == "batch_since":  # (the oldest, not a sum)
+                self.batch_since = min(filter(None, (self.batch_since, value)), default=0)
+            else:
+                setattr(self, f.name, getattr(self, f.name) + value)
 
 
 class _Process:
@@ -133,6 +141,9 @@ def line(counts: RunStats, seconds: float, total: int | None = None, prices: tup
                                                                         if counts.rows_failed else "")]
     parts.append(f"requests {counts.sent} sent, {counts.cached} cached, {counts.in_flight} in flight, "
                  f"{counts.retries} retries" + (f", {counts.failed} failed" if counts.failed else ""))
+    if counts.batches:
+        parts.append(f"batches {counts.batches} in flight ({counts.batch_requests} requests), oldest made "
+                     f"{_duration(max(0.0, time.time() - counts.batch_since))} ago")
     parts.append(f"tokens {_short(counts.prompt_tokens)} in, {_short(counts.completion_tokens)} out")
     if seconds > 0:
         parts.append(f"{counts.sent / seconds:.1f} req/s")
@@ -154,12 +165,15 @@ class Live:
 
 @contextmanager
 def show(total: int | None = None, *, prices: tuple[float, float] | None = None, model: str | None = None,
-         every: float = 1.0, log_every: float = 30.0, stream=None):
+         batch: bool = False, every: float = 1.0, log_every: float = 30.0, stream=None):
     """Show the status of the rows mapped inside this block: a tqdm bar on a terminal or in Jupyter,
     a log line every `log_every` seconds otherwise. `total` is the rows expected (several steps: their
-    sum); `prices` are US$ per million input and output tokens (default: `PRICES[model]` if known).
+    sum); `prices` are US$ per million input and output tokens (default: `PRICES[model]` if known;
+    with `batch`, the requests go through a batch API, at half of them).
     Yields a `Live` whose `counts` hold every process's totals once the block ends."""
     prices = prices or PRICES.get(model or "")
+    if prices and batch:
+        prices = (prices[0] * BATCH_DISCOUNT, prices[1] * BATCH_DISCOUNT)
     stream = stream or sys.stderr
     live = Live()
     folder = tempfile.mkdtemp(prefix="hf_synth_status_")

@@ -18,6 +18,15 @@ Constrained decoding is checked, not performed: a reply to a request that carrie
 match it; a request with a JSON-schema `response_format` is answered with `json_reply(messages,
 schema)` as JSON, recorded in `violations` when that object does not fit the schema's keys and enums.
 (A GBNF `grammar` is only recorded: the embedded llama.cpp server is what checks those.)
+
+The Batch API too (`/v1/files`, `/v1/batches`): an uploaded JSONL file of requests becomes a batch that
+completes when it is next looked at (once `batch_latency` seconds have passed, and `hold_batches` is
+cleared), answered line by line as
+`/v1/chat/completions` would answer; `batch_fault_for(body, batch_index)` makes a line "expire" (the
+batch then ends `expired`, keeping what completed) or fail with an HTTP status (in the error file);
+`batch_create_faults` answers the next creations with an HTTP status (e.g. 429);
+`batch_validation_error` = (code, message) fails every batch's validation. Lines answered (the ones
+paid for) are recorded in `batch_requests`, never in `requests`.
 """
 from __future__ import annotations
 
@@ -65,9 +74,24 @@ class FakeOpenAI(LoopbackServer):
         self._lock = threading.Lock()
         super().__init__()
 
+        self.files: dict[str, bytes] = {}
+        self.batches: dict[str, dict] = {}     # by id, in creation order
+        self.batch_requests: list[dict] = []   # the bodies of batch lines answered
+        self.hold_batches = False              # batches stay in progress while set
+        self.batch_latency = 0.0               # seconds a batch stays in progress at least
+        self.batch_fault_for: Callable[[dict, int], object] | None = None
+        self.batch_create_faults: list[int] = []
+        self.batch_validation_error: tuple[str, str] | None = None
+
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/files", self._upload)
+        app.router.add_get("/v1/files/{id}/content", self._file_content)
+        app.router.add_post("/v1/batches", self._create_batch)
+        app.router.add_get("/v1/batches", self._list_batches)
+        app.router.add_get("/v1/batches/{id}", self._batch)
+        app.router.add_post("/v1/batches/{id}/cancel", self._cancel_batch)
 
     def inject(self, rate: float, kinds: list, seed: int = 0) -> None:
         """From now on, each request gets one of `kinds` (uniformly) with probability `rate`."""
@@ -185,6 +209,113 @@ class FakeOpenAI(LoopbackServer):
             return response
         headers = self.reply_headers(len(self.requests) - 1) if self.reply_headers is not None else None
         return web.json_response(completion, headers=headers)
+
+
+    # -- the Batch API
+    def _store_file(self, content: bytes, purpose: str, filename: str) -> dict:
+        file_id = f"file-{len(self.files) + 1}"
+        self.files[file_id] = content
+        return {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
+                "filename": filename, "purpose": purpose}
+
+    def _unauthorized(self, request):
+        if self.api_key is not None and request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            return web.json_response({"error": {"message": "Incorrect API key provided", "code": "invalid_api_key"}},
+                                     status=401)
+        return None
+
+    async def _upload(self, request: web.Request):
+        if (refused := self._unauthorized(request)) is not None:
+            return refused
+        form = await request.post()
+        upload = form["file"]
+        return web.json_response(self._store_file(upload.file.read(), form["purpose"], upload.filename))
+
+    async def _file_content(self, request: web.Request):
+        content = self.files.get(request.match_info["id"])
+        if content is None:
+            return web.json_response({"error": {"message": "No such file"}}, status=404)
+        return web.Response(body=content, content_type="application/octet-stream")
+
+    async def _create_batch(self, request: web.Request):
+        if (refused := self._unauthorized(request)) is not None:
+            return refused
+        params = await request.json()
+        if self.batch_create_faults:
+            status = self.batch_create_faults.pop(0)
+            return web.json_response({"error": {"message": "Enqueued token limit reached", "code": "rate_limit"}},
+                                     status=status)
+        batch_id = f"batch_{len(self.batches) + 1}"
+        lines = [json.loads(line) for line in self.files[params["input_file_id"]].decode().splitlines() if line.strip()]
+        batch = {"id": batch_id, "object": "batch", "endpoint": params["endpoint"], "errors": None,
+                 "input_file_id": params["input_file_id"], "completion_window": params["completion_window"],
+                 "status": "in_progress", "output_file_id": None, "error_file_id": None,
+                 "created_at": int(time.time()), "metadata": params.get("metadata"),
+                 "request_counts": {"total": len(lines), "completed": 0, "failed": 0}}
+        ids = [line.get("custom_id") for line in lines]
+        wrong = next((i for i, line in enumerate(lines) if line.get("url") != params["endpoint"]
+                      or line.get("method") != "POST"), None)
+        if self.batch_validation_error is not None:
+            code, message = self.batch_validation_error
+            batch["status"] = "failed"
+            batch["errors"] = {"object": "list", "data": [{"code": code, "message": message, "line": None}]}
+        elif len(set(ids)) != len(ids) or wrong is not None:
+            batch["status"] = "failed"
+            batch["errors"] = {"object": "list", "data": [
+                {"code": "duplicate_custom_id" if wrong is None else "invalid_url", "line": wrong,
+                 "message": "custom_id must be unique" if wrong is None else "the url must be the batch's endpoint"}]}
+        self.batches[batch_id] = batch
+        self._made = {**getattr(self, "_made", {}), batch_id: time.monotonic()}
+        self._lines = getattr(self, "_lines", {})
+        self._lines[batch_id] = lines
+        return web.json_response(batch)
+
+    async def _finish(self, request: web.Request, batch: dict, ended: str | None = None) -> None:
+        """Answer every line of `batch` (at once: it is only looked at now)."""
+        index = list(self.batches).index(batch["id"])
+        output, errors, expired = [], [], 0
+        for line in self._lines[batch["id"]]:
+            fault = self.batch_fault_for(line["body"], index) if self.batch_fault_for else None
+            if fault == "expire" or ended == "cancelled":
+                expired += 1
+                continue
+            if isinstance(fault, int):
+                error = {"message": f"injected {fault}", "type": "server_error"}
+                errors.append({"id": f"batch_req_{len(errors)}", "custom_id": line["custom_id"],
+                               "response": {"status_code": fault, "body": {"error": error}}, "error": None})
+                continue
+            answer = await self._answer(request, line["body"], None)
+            entry = {"id": f"batch_req_{len(output)}", "custom_id": line["custom_id"], "error": None,
+                     "response": {"status_code": answer.status, "request_id": "req", "body": json.loads(answer.body)}}
+            (output if answer.status == 200 else errors).append(entry)
+            if answer.status == 200:
+                self.batch_requests.append(line["body"])
+        random.Random(index).shuffle(output)  # results come in any order
+        for kind, entries in (("output_file_id", output), ("error_file_id", errors)):
+            if entries:
+                content = "".join(json.dumps(entry) + "\n" for entry in entries).encode()
+                batch[kind] = self._store_file(content, "batch_output", f"{batch['id']}_{kind}.jsonl")["id"]
+        batch["request_counts"] = {"total": len(self._lines[batch["id"]]), "completed": len(output),
+                                   "failed": len(errors)}
+        batch["status"] = ended or ("expired" if expired else "completed")
+
+    async def _batch(self, request: web.Request):
+        batch = self.batches.get(request.match_info["id"])
+        if batch is None:
+            return web.json_response({"error": {"message": "No such batch"}}, status=404)
+        if batch["status"] == "in_progress" and not self.hold_batches and \
+                time.monotonic() - self._made[batch["id"]] >= self.batch_latency:
+            await self._finish(request, batch)
+        return web.json_response(batch)
+
+    async def _list_batches(self, request: web.Request):
+        return web.json_response({"object": "list", "data": list(reversed(self.batches.values())), "has_more": False})
+
+    async def _cancel_batch(self, request: web.Request):
+        batch = self.batches[request.match_info["id"]]
+        if batch["status"] == "in_progress":
+            await self._finish(request, batch, ended="cancelled")
+        return web.json_response(batch)
 
 
 async def trickle(request: web.Request, payload: bytes, headers_too: bool, gap: float):

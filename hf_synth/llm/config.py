@@ -83,6 +83,11 @@ class LLM:
     `system_role=False` is for models without a system role (CoEvol Appendix A.2, e.g. Mixtral): each
     request's system prompt is put in front of its first user turn instead.
 
+    `batch=True` sends the requests through the endpoint's Batch API (OpenAI's protocol: half the price,
+    within 24 hours; docs/batch.md) instead of one by one: the requests the rows are waiting on go out
+    as one batch per step of the method, looked at every `batch_poll` seconds. The outputs, the request
+    cache and the fingerprint are the same as online.
+
     `max_concurrency`, `timeout` (seconds for a whole request: connecting, headers and body; a
     connection not made within half of it, 2 to 20 s, counts toward the endpoint being unreachable),
     `max_retries` and the optional `requests_per_minute` and `tokens_per_minute` budgets (for hosted
@@ -106,6 +111,8 @@ class LLM:
     api_key_env: str = field(default="OPENAI_API_KEY", metadata={"kind": TRANSPORT})
     system_role: bool = _field(IDENTITY, True)
     structured: str | None = _field(IDENTITY, "auto")
+    batch: bool = _field(TRANSPORT, False)
+    batch_poll: float = _field(TRANSPORT, 30.0)
     replicas: tuple[str, ...] = field(init=False, default=(), compare=True, metadata={"kind": "derived"})
 
     def __post_init__(self):
@@ -131,6 +138,11 @@ class LLM:
         if self.structured not in (None, "auto", *DIALECTS):
             raise ConfigError(f"LLM(structured={self.structured!r}): give one of {', '.join(map(repr, DIALECTS))}, "
                               "or None to leave replies unconstrained.")
+        if self.batch and embedded:
+            raise ConfigError("LLM(batch=True) sends requests through a hosted Batch API: give model= and base_url= "
+                              "(the embedded model has none).")
+        if self.batch_poll <= 0:
+            raise ConfigError(f"LLM(batch_poll={self.batch_poll}): give the seconds between looks at a batch, > 0.")
         if self.structured == "auto":
             set_("structured", "llama.cpp" if embedded else None)
         if embedded:

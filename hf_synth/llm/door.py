@@ -28,6 +28,7 @@ from .config import LLM
 from .endpoint import Endpoint
 from .failures import unusable
 from .local import embedded_servers
+from .batch_openai import OpenAIBatchTransport
 from .online import OnlineTransport
 from .pacing import RateBudget
 
@@ -72,7 +73,10 @@ def endpoints(llm: LLM) -> list[Endpoint]:
         budget = (RateBudget(llm.requests_per_minute, llm.tokens_per_minute, llm.max_tokens)
                   if llm.requests_per_minute or llm.tokens_per_minute else None)
         urls = llm.replicas or [None] * embedded_servers()  # the embedded model runs one server per core
-        made[llm] = [Endpoint(llm, OnlineTransport(llm, url, replica), budget) for replica, url in enumerate(urls)]
+        if llm.batch:
+            made[llm] = [Endpoint(llm, OpenAIBatchTransport(llm, url)) for url in urls]
+        else:
+            made[llm] = [Endpoint(llm, OnlineTransport(llm, url, replica), budget) for replica, url in enumerate(urls)]
     return made[llm]
 
 
@@ -146,6 +150,9 @@ class Door:
             llm = self._llms.get(agent, self._default)
             if llm not in self._by_llm:  # agents that share an LLM share its route
                 self._by_llm[llm] = _Route(llm)
+                for endpoint in self._by_llm[llm].endpoints:
+                    if hasattr(endpoint.transport, "use_journal"):  # batches are journaled beside the cache
+                        endpoint.transport.use_journal(self._cache.path.parent if self._cache is not None else default_cache_dir())
             route = self._routes[agent] = self._by_llm[llm]
         return route
 

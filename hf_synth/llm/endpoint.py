@@ -49,7 +49,9 @@ class Endpoint:
         self.llm = llm
         self.transport = transport
         self.budget = budget  # shared by the LLM's replicas
-        self.limit = AdaptiveLimit(llm.max_concurrency)
+        # a batch API queues what it is given: no limit on requests in flight, no pause before a retry
+        self.paced = getattr(transport, "paced", True)
+        self.limit = AdaptiveLimit(llm.max_concurrency if self.paced else 1 << 30)
         self._resume_at = 0.0  # no request is sent before (time.monotonic()): a rate limit is spent
         # a request of this job it completed (or the cache holds), asked again to see it still serves;
         # None while it has served none
@@ -105,7 +107,8 @@ class Endpoint:
                 first_sent = first_sent or exc.sent_at
                 failure = classify(exc)
                 may = failure.retry and retries < self.llm.max_retries
-                retry = may and self.fatal is None and (failure.rate_limited or self._retry_budget.withdraw())
+                retry = may and self.fatal is None and (failure.rate_limited or not self.paced
+                                                        or self._retry_budget.withdraw())
                 if failure.blame == ENDPOINT and self.canary is not None and (not retry or not failure.rate_limited) and \
                         self._breaker.attempt_failed(exc.sent_at):
                     await self._judge(self._describe(exc))
@@ -113,7 +116,8 @@ class Endpoint:
                     raise self.fatal from None
                 if retry:
                     retries += 1
-                    await asyncio.sleep(wait_before_retry(exc, retries))
+                    if self.paced:
+                        await asyncio.sleep(wait_before_retry(exc, retries))
                     continue
                 attempts = retries + 1
                 failed = CallFailed(f"{self._describe(exc)} (after {attempts} attempt{'s' * (attempts > 1)}"

@@ -54,6 +54,10 @@ class RequestTimedOut(TransportFailure):
     """The whole request (connect, headers, body) took longer than the LLM's `timeout`."""
 
 
+class NotReturned(TransportFailure):
+    """A batch ended (expired, cancelled, failed) without this request's result; it is sent again."""
+
+
 @dataclass(frozen=True)
 class Failure:
     blame: str               # ROW, ENDPOINT or RUN
@@ -73,7 +77,7 @@ def classify(exc: BaseException) -> Failure:
         return Failure(ROW, retry=False)
     if isinstance(exc, ConnectionFailed):
         return Failure(ENDPOINT, retry=True, unreachable=could_not_connect(exc))
-    if isinstance(exc, (RequestTimedOut, NotACompletion)):
+    if isinstance(exc, (RequestTimedOut, NotACompletion, NotReturned)):
         return Failure(ENDPOINT, retry=True)
     return Failure(ENDPOINT, retry=False)
 
@@ -135,6 +139,8 @@ def describe(exc: BaseException, timeout: float, secret: str | None = None) -> s
     elif isinstance(exc, StatusError):
         message = exc.message.replace(secret, "***") if secret else exc.message
         text = f"HTTP {exc.status}: {message[:200]}"
+    elif isinstance(exc, NotReturned):
+        text = f"its batch ended without its result ({exc})"
     else:
         text = type(exc).__name__
     return text.replace(secret, "***") if secret else text
