@@ -32,6 +32,20 @@ def cached(folder) -> int:
         return db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
 
 
+def processes_with(argument: str) -> list[int]:
+    """The pids of live processes whose command line holds `argument` (forked workers inherit it)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as file:
+                if argument.encode() in file.read().split(b"\0") and \
+                        open(f"/proc/{entry}/stat").read().split(") ", 1)[1][0] != "Z":
+                    found.append(int(entry))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def settle(server, seconds: float = 1.5) -> None:
     """Wait until the server has seen no request for `seconds` (orphaned workers have stopped)."""
     seen = -1
@@ -67,6 +81,11 @@ def test_killed_runs_resume_and_pay_only_for_the_requests_in_flight(tmp_path, nu
             run.send_signal(signal.SIGKILL)
             run.wait()
             settle(server)
+            # its num_proc workers, busy or idle, exit once their parent is gone (none lingers)
+            deadline = time.monotonic() + 60
+            while processes_with(str(tmp_path / "out")) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert processes_with(str(tmp_path / "out")) == []
             lost = len(server.requests) - cached(cache)   # paid, never stored: in flight at a kill
         assert job(tmp_path / "out", cache).wait(300) == 0
         sent = len(server.requests)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 from typing import Any, Coroutine
 
 from ..errors import HFSynthError
@@ -17,24 +18,42 @@ _loop: dict = {}  # pid -> loop: a forked worker must not use its parent's (dead
 PARENT_CHECK_SECONDS = 1.0
 
 
-def _parent_pid_if_worker() -> int | None:
-    """The parent's pid when this process is a `num_proc` worker, else None."""
+def _is_worker() -> bool:
+    """Whether this process is a `num_proc` worker (of `multiprocess` or `multiprocessing`)."""
     for name in ("multiprocess", "multiprocessing"):
         try:
             module = __import__(name)
         except ImportError:
             continue
         if module.parent_process() is not None:
-            return os.getppid()
-    return None
+            return True
+    return False
 
 
-async def _exit_when_orphaned(parent: int) -> None:
-    # A worker whose parent was killed would go on making paid calls: stop it.
-    while True:
-        await asyncio.sleep(PARENT_CHECK_SECONDS)
-        if os.getppid() != parent:
-            os._exit(1)
+_watched: set[int] = set()  # pids whose parent is watched
+
+
+def watch_parent() -> None:
+    """In a `num_proc` worker (forked or spawned), exit once the parent is gone: a worker whose parent
+    was killed would go on making paid calls, or, idle, linger for ever. Started in every forked child
+    (idle pool workers never run our code otherwise) and with a worker's loop (spawned workers)."""
+    if os.getpid() in _watched:
+        return
+    _watched.add(os.getpid())
+    parent = os.getppid()
+
+    def watch() -> None:
+        time.sleep(PARENT_CHECK_SECONDS)  # (a forked child says whether it is a pool worker once started)
+        if not _is_worker():  # (its parent may be gone already: then it exits at once)
+            return
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="hf_synth-parent-watch", daemon=True).start()
+
+
+os.register_at_fork(after_in_child=watch_parent)
 
 
 def process_loop() -> asyncio.AbstractEventLoop:
@@ -43,9 +62,8 @@ def process_loop() -> asyncio.AbstractEventLoop:
         _loop.clear()
         loop = asyncio.new_event_loop()
         threading.Thread(target=loop.run_forever, name="hf_synth-loop", daemon=True).start()
-        parent = _parent_pid_if_worker()
-        if parent is not None:
-            asyncio.run_coroutine_threadsafe(_exit_when_orphaned(parent), loop)
+        if _is_worker():
+            watch_parent()
         _loop[os.getpid()] = loop
     return loop
 

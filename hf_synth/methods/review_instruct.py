@@ -20,7 +20,6 @@ ROUNDS = 3          # user turns per conversation, the seed included
 NUM_REVIEWERS = 3
 TEMPERATURE = 0.1   # the authors' sampling temperature
 MAX_TOKENS = 8192   # the authors' output budget (main.py): long answers to hard follow-ups are not cut
-SAMPLING = {"temperature": TEMPERATURE, "max_tokens": MAX_TOKENS}  # for every agent: the authors' differ by none
 WORD_LIMIT = 300    # every reply within 300 words (the authors' action prompts, utils/prompts.py)
 DIRECTIONS = ("chairman", "majority")  # who decides depth or breadth: the authors' way, or ours
 
