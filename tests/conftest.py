@@ -15,7 +15,9 @@ from hf_synth.protocol import Chat  # noqa: E402
 def isolated_caches(tmp_path, monkeypatch):
     """Every test gets its own request cache and datasets cache."""
     monkeypatch.setenv("HF_SYNTH_CACHE", str(tmp_path / "hf_synth_cache"))
-    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets_cache"))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "datasets_cache"))  # (for subprocesses)
+    import datasets.config  # datasets read the variable when imported: this process needs its setting changed
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets_cache")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
@@ -33,16 +35,19 @@ def llm(server):
 
 
 def drive(protocol, answer):
-    """Run a method protocol with replies from `answer(chat) -> str`; returns (result, chats sent)."""
+    """Run a method protocol with replies from `answer(chat) -> str`; returns (result, chats sent). An
+    exception `answer` returns (a `CallFailed`) is thrown into the protocol, as the runner does."""
     sent = []
     try:
         request = next(protocol)
         while True:
-            if isinstance(request, Chat):
-                sent.append(request)
-                request = protocol.send(answer(request))
+            chats = [request] if isinstance(request, Chat) else request
+            sent.extend(chats)
+            replies = [answer(chat) for chat in chats]
+            failed = next((reply for reply in replies if isinstance(reply, BaseException)), None)
+            if failed is not None:
+                request = protocol.throw(failed)
             else:
-                sent.extend(request)
-                request = protocol.send([answer(chat) for chat in request])
+                request = protocol.send(replies[0] if isinstance(request, Chat) else replies)
     except StopIteration as done:
         return done.value, sent
