@@ -155,3 +155,25 @@ def test_an_llm_that_names_only_a_model_samples_at_the_authors_settings(review_s
     recorded = recipe.make([transform])["steps"][0]
     assert (recorded["llm"]["temperature"], recorded["llm"]["max_tokens"]) == (0.1, 8192)   # what was sent
     assert (recorded["llms"]["reviewer_1"]["temperature"], recorded["llms"]["reviewer_1"]["max_tokens"]) == (0.7, 300)
+
+
+def test_reviewers_that_find_little_to_fault_send_the_chairman_in_breadth(review_server):
+    """The reviewers are asked to criticise the answer's flaws, as the authors ask, and nothing more: a
+    reviewer that is not forbidden to say the answer is right says so when it is, and a panel of mostly
+    positive comments moves the conversation in breadth (the Chairman's rule, weighed by the Chairman)."""
+    def reply(messages):
+        agent, prompt = agent_of(messages), messages[-1]["content"]
+        if agent == "reviewer":  # a reviewer that follows its instructions on a sound answer
+            return ("It lacks nuance and detail." if "praise" in prompt.lower()
+                    else "Basically correct; however, one example would help.")
+        if agent == "chairman":  # a Chairman that weighs the comments as it is told
+            positive = prompt.count("Basically correct") > prompt.count("It lacks")
+            return f"Question: next\nDirection: {'breadth' if positive else 'depth'}\nReasoning: weighed the panel."
+        return "A sound answer."
+
+    review_server.reply = reply
+    seeds = datasets.Dataset.from_dict(SEEDS).select([0])
+    out = seeds.map(ReviewInstructTransform(LLM(model="fake-model", base_url=review_server.url), rounds=2),
+                    batched=True)
+    assert out["review_error"] == [None]
+    assert [r["direction"] for r in out[0]["review_trace"]] == ["breadth", None]

@@ -2,7 +2,9 @@
 
 In our own words, carrying every instruction of the authors' released prompts that shapes the output
 (`utils/prompts.py` of wjx-git/Review-Instruct): an interview setting; answers judged on usefulness,
-relevance, accuracy, depth and creativity; reviewers that criticise the answer's inadequacies and flaws;
+relevance, accuracy, depth and creativity; reviewers asked to criticise the answer's inadequacies and
+flaws, no more (not forbidden to say what is right: the authors' own example review opens "basically
+correct, however…", and the Chairman's breadth branch needs reviews that can be mostly positive);
 a Chairman who asks a related-field question when the comments are mostly positive and a targeted one
 when they find the answer insufficient, eliciting a concise answer without excessive specificity or
 repetition; every reply within 300 words (the action prompts). Where we differ: docs/review_instruct.md.
@@ -37,8 +39,7 @@ REVIEW = """Here is the interview so far; the last turn is the candidate's answe
 
 {conversation}
 
-From your perspective, criticise the inadequacies and flaws of that answer: what is missing, vague, \
-shallow, unsupported or wrong. Do not praise it and do not rewrite it.{verdict}{limit}"""
+From your perspective, criticise the inadequacies and flaws of that answer.{verdict}{limit}"""
 
 # Only with direction="majority" (ours): a line the code reads to apply the majority rule.
 VERDICT = """
