@@ -60,11 +60,57 @@ def test_second_round_rejection_keeps_the_first_edit():
     assert (result.response, result.rounds, len(sent)) == ("edit 1", 1, 16)
 
 
-def test_unparsable_verdict_is_recorded_and_keeps_the_previous_response():
-    result, _ = drive(evolve(SAMPLE), scripted([("I like both", "<assistant 1>")]))
-    assert result.response == "The moon." and result.rounds == 0
-    assert result.trace[0].verdicts == ["I like both", "<assistant 1>"]
-    assert result.trace[0].parsed_verdicts == [None, "1"]
+def test_an_unparsable_verdict_is_recorded_and_the_other_decides_alone():
+    result, _ = drive(evolve(SAMPLE), scripted([("I like both", "<assistant 2>")]))
+    assert result.response == "The moon." and result.rounds == 0   # the reverse order keeps the original
+    assert result.trace[0].verdicts == ["I like both", "<assistant 2>"]
+    assert result.trace[0].parsed_verdicts == [None, "2"]
+    result, _ = drive(evolve(SAMPLE, max_rounds=1), scripted([("I like both", "<assistant 1>")]))
+    assert (result.response, result.rounds) == ("edit 1", 1)      # it prefers the edit: kept (merge_jdg_res)
+
+
+def test_a_reply_cut_in_a_later_round_keeps_the_edits_accepted_before():
+    """The authors' loop keeps what a sample had when a round cannot finish; the row is not failed."""
+    from hf_synth.errors import CallFailed
+
+    script = scripted([("<assistant 2>", "<assistant 1>")] * 3)
+    editors = iter(range(3))
+
+    def answer(chat):
+        if chat.agent == "editor" and next(editors) == 1:   # the second round's edit is cut at max_tokens
+            return CallFailed("the editor's reply was cut at max_tokens=1000 (finish_reason=length)")
+        return script(chat)
+
+    result, sent = drive(evolve(SAMPLE, max_rounds=3), answer)
+    assert (result.response, result.rounds) == ("edit 1", 1)
+    assert [r.accepted for r in result.trace] == [True, False]
+    assert "cut at max_tokens" in result.trace[1].failure and result.trace[0].failure is None
+    assert result.trace[1].suggestions and result.trace[1].edited is None
+
+
+def test_an_endpoint_failure_still_fails_the_row_so_that_a_retry_recovers_it():
+    from hf_synth.errors import CallFailed
+
+    def answer(chat):
+        if chat.agent == "editor":
+            return CallFailed("HTTP 503: overloaded (after 6 attempts)", blame="endpoint")
+        return scripted([("<assistant 2>", "<assistant 1>")])(chat)
+
+    with pytest.raises(CallFailed, match="503"):
+        drive(evolve(SAMPLE), answer)
+
+
+def test_a_first_round_that_cannot_finish_marks_the_row():
+    """No round finished: the row has no result (not 0 accepted rounds) and says why."""
+    from hf_synth.errors import CallFailed
+
+    def answer(chat):
+        if chat.agent == "editor":
+            return CallFailed("the editor's reply was cut at max_tokens=1000 (finish_reason=length)")
+        return scripted([("<assistant 2>", "<assistant 1>")])(chat)
+
+    with pytest.raises(CallFailed, match="cut at max_tokens"):
+        drive(evolve(SAMPLE), answer)
 
 
 def test_an_empty_edit_is_never_adopted():

@@ -43,16 +43,17 @@ def test_all_faults_mixed_at_30_percent(method):
     assert outcome.rows_with_errors <= 2 * outcome.rows_in * (1 - 0.925 ** per_row) + 1, outcome.rows_with_errors
 
 
-def test_a_verdict_line_cut_at_max_tokens_is_never_read_and_a_whole_one_is():
-    # the judge's replies are cut in half: "<assistant 1>\nmore edits" becomes "<assistant " — half a label
-    with FakeOpenAI(coevol_replies(prefer_edit)) as server:
+def test_a_verdict_cut_before_its_label_is_never_read_and_one_cut_after_it_is():
+    # the judge's replies are cut in half: "Output: <assistant 2>\nmore edits" becomes "Output: <assista"
+    with FakeOpenAI(coevol_replies(lambda messages: "Output: " + prefer_edit(messages))) as server:
         server.fault_for = lambda body: ("finish", "length") if "checking the quality" in str(body) else None
         out = alpaca(3).map(CoEvolTransform(LLM(model="m", base_url=server.url), max_rounds=1), batched=True)
     assert out["coevol_error"] == [None] * 3 and out["coevol_rounds"] == [0] * 3
     assert all(round_[0]["parsed_verdicts"] == [None, None] for round_ in out["coevol_trace"])
     assert out["coevol_output"] == alpaca(3)["output"]  # no edit accepted on half a verdict
 
-    # a long explanation cut after a complete verdict line: the verdict is read (as the reference does)
+    # cut after the label (a long explanation, or "<assistant 2" without its bracket): the verdict is read,
+    # as the authors' parse_jdg reads it
     long_reason = lambda messages: prefer_edit(messages) + " because" * 50  # noqa: E731
     with FakeOpenAI(coevol_replies(long_reason)) as server:
         server.fault_for = lambda body: ("finish", "length") if "checking the quality" in str(body) else None

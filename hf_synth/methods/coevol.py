@@ -12,14 +12,13 @@ from typing import Callable
 
 from . import coevol_prompts as prompts
 from .judge import compare, judge_chats
-from ..protocol import Chat, Protocol, RowError, assistant, require_text, system, user
+from ..protocol import CallFailed, Chat, Protocol, RowError, assistant, require_text, system, user
 
 # Section 4.1, Table 3: the ablations, from the editor alone to the full framework.
 MODES = ("edit", "advise_without_response", "advise", "debate", "full")
 # The authors' scripts stop optimising a conversation at 8,192 tokens (max_optimize_len).
 MAX_OPTIMIZE_TOKENS = 8192
 MAX_ROUNDS = 3          # Section 3.1 and Appendix B: "the maximum number of iterations ... to 3"
-SAMPLING = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 1000}  # Appendix B, for every agent
 CONTEXT_ROUNDS = 3      # Appendix B: "only retain the most recent 3 rounds of conversation"
 
 
@@ -61,6 +60,7 @@ class Round:
     score_previous: float | None = None  # s(r), Eq. 4
     score_edited: float | None = None    # s(r')
     accepted: bool = False
+    failure: str | None = None           # why the round ended without a verdict (a reply cut, filtered, refused)
 
 
 @dataclass
@@ -79,30 +79,47 @@ def evolve(sample: Sample, *, max_rounds: int = MAX_ROUNDS, mode: str = "full") 
     response, trace = sample.response, []
     for _ in range(max_rounds):
         current = replace(sample, response=response)  # each round starts with refreshed memories
-        round_ = yield from _debate(current)
-        round_.suggestions = yield _advisor_after_debate(current, round_)
-        round_.edited = _extract_response((yield _editor(current, round_.suggestions)))
-        forward, reverse = yield judge_chats(current.task, current.request, response, round_.edited)
-        comparison = compare(forward, reverse)
-        round_.verdicts = [forward, reverse]
-        round_.parsed_verdicts = list(comparison.verdicts)
-        round_.score_previous, round_.score_edited = comparison.score_previous, comparison.score_edited
-        round_.accepted = bool(round_.edited) and comparison.edited_wins  # s(r') > s(r)
+        round_ = Round()
         trace.append(round_)
+        try:
+            yield from _round(current, round_)
+        except CallFailed as failed:
+            if failed.blame != "row" or not any(r.accepted for r in trace):
+                # the endpoint's fault (running the row again recovers it), or no round finished: the
+                # row has no result yet, and is marked with the reason
+                raise
+            # A reply this row cannot use (cut at max_tokens, filtered, refused) ends its rounds, as in
+            # the authors' loop: the edits accepted so far are kept, and the trace says why it stopped.
+            round_.failure = str(failed)
+            break
         if not round_.accepted:
             break
         response = round_.edited
     return Evolution(response, sum(r.accepted for r in trace), trace)
 
 
-def _debate(sample: Sample) -> Protocol:
-    """The two-stage debate of Section 2.3; the debaters speak concurrently."""
+def _round(sample: Sample, round_: Round) -> Protocol:
+    """One round of Algorithm 1 — debate, advise, edit, judge — filling `round_` as it goes."""
+    yield from _debate(sample, round_)
+    round_.suggestions = yield _advisor_after_debate(sample, round_)
+    round_.edited = _extract_response((yield _editor(sample, round_.suggestions)))
+    forward, reverse = yield judge_chats(sample.task, sample.request, sample.response, round_.edited)
+    comparison = compare(forward, reverse)
+    round_.verdicts = [forward, reverse]
+    round_.parsed_verdicts = list(comparison.verdicts)
+    round_.score_previous, round_.score_edited = comparison.score_previous, comparison.score_edited
+    round_.accepted = bool(round_.edited) and comparison.edited_wins  # s(r') > s(r)
+
+
+def _debate(sample: Sample, round_: Round) -> Protocol:
+    """The two-stage debate of Section 2.3, into `round_`; the debaters speak concurrently."""
     x = sample.render()
     positive = [system(prompts.POSITIVE_ROLE), user(prompts.POSITIVE_FIRST_ROUND.format(sample=x))]
     critical = [system(prompts.CRITICAL_ROLE), user(prompts.CRITICAL_FIRST_ROUND.format(sample=x))]
     # Round 1, predetermined positions (Eqs. 5-6).
     # debate arguments and advice are working notes: a note cut at max_tokens is still used (whole=False)
     pos_pred, crt_pred = yield [Chat("positive", positive, whole=False), Chat("critical", critical, whole=False)]
+    round_.positive, round_.critical = pos_pred, crt_pred
     # Round 2, free debate and cross-evaluation: each judges the other's review, remembering its own (Eqs. 7-8).
     pos_free, crt_free = yield [
         Chat("positive", [*positive, assistant(pos_pred), user(prompts.SECOND_ROUND.format(other_review=crt_pred))],
@@ -110,7 +127,7 @@ def _debate(sample: Sample) -> Protocol:
         Chat("critical", [*critical, assistant(crt_pred), user(prompts.SECOND_ROUND.format(other_review=pos_pred))],
              whole=False),
     ]
-    return Round(positive=pos_pred, critical=crt_pred, positive_free=pos_free, critical_free=crt_free)
+    round_.positive_free, round_.critical_free = pos_free, crt_free
 
 
 def _advisor_after_debate(sample: Sample, debate: Round) -> Chat:
@@ -138,7 +155,7 @@ def _single_pass(sample: Sample, mode: str) -> Protocol:
     """The ablations of Table 3: one edit, adopted without a judge."""
     round_ = Round()
     if mode == "debate":
-        round_ = yield from _debate(sample)
+        yield from _debate(sample, round_)
         round_.suggestions = yield _advisor_after_debate(sample, round_)
     elif mode == "advise":
         prompt = prompts.ADVISOR_WITH_RESPONSE.format(task=sample.task, sample=sample.render())

@@ -25,13 +25,11 @@ def parse_verdict(text: str | None) -> str | None:
 
     Tolerates case, spacing, missing brackets, markdown and a leading "Output:"; "assistant 10" is
     not "assistant 1"; a line naming two different verdicts is ambiguous and unparsable. A reply cut
-    at max_tokens is read when its first line is complete (the verdict is all the judge must give, as
-    the reference code reads it), and not when the cut falls inside that line.
+    at max_tokens is read like any other, as the authors' `parse_jdg` reads it: a label written before
+    the cut is the judge's verdict.
     """
     if not text:
         return None
-    if getattr(text, "finish_reason", None) == "length" and "\n" not in text.strip():
-        return None  # cut at max_tokens inside its first line: the verdict may be half a label
     first_line = next((line for line in text.strip().splitlines() if line.strip()), "")
     first_line = _PREFIX.sub("", first_line.strip())
     found = {number or "equal" for number, equal in _LABEL.findall(first_line)}
@@ -41,8 +39,8 @@ def parse_verdict(text: str | None) -> str | None:
 @dataclass(frozen=True)
 class Comparison:
     """Scores of Eq. 4 for the previous (r) and the edited (r') response, averaged over the two
-    judgments. A judgment that cannot be parsed counts for the previous response; when neither can,
-    there are no scores (None) and the previous response stays."""
+    judgments — the authors' `merge_jdg_res`: when one judgment cannot be parsed, the other decides
+    alone; when neither can, there are no scores (None) and the previous response stays."""
 
     verdicts: tuple[str | None, str | None]  # parsed, in the forward (r, r') and reverse (r', r) orders
     score_previous: float | None
@@ -55,23 +53,20 @@ class Comparison:
         return self.score_edited > self.score_previous  # strictly: a tie keeps the previous response
 
 
-def _eq4(verdict: str | None, previous_label: str) -> tuple[int, int]:
+def _eq4(verdict: str, previous_label: str) -> tuple[int, int]:
     """s(r), s(r') for one judgment: 1 for the better response or for both on a tie (Eq. 4)."""
     if verdict == "equal":
         return 1, 1
-    if verdict is None:
-        return 1, 0
     return (1, 0) if verdict == previous_label else (0, 1)
 
 
 def compare(forward: str | None, reverse: str | None) -> Comparison:
     """Combine the judgment with r as assistant 1 (`forward`) and with r' as assistant 1 (`reverse`)."""
     verdicts = (parse_verdict(forward), parse_verdict(reverse))
-    if verdicts == (None, None):  # nothing was read: no score would be the judge's
+    scores = [_eq4(verdict, label) for verdict, label in zip(verdicts, ("1", "2")) if verdict is not None]
+    if not scores:  # nothing was read: no score would be the judge's
         return Comparison(verdicts, None, None)
-    prev_1, new_1 = _eq4(verdicts[0], previous_label="1")
-    prev_2, new_2 = _eq4(verdicts[1], previous_label="2")
-    return Comparison(verdicts, (prev_1 + prev_2) / 2, (new_1 + new_2) / 2)
+    return Comparison(verdicts, sum(s[0] for s in scores) / len(scores), sum(s[1] for s in scores) / len(scores))
 
 
 def judge_chats(task: str, request: str, previous: str, edited: str) -> list[Chat]:
