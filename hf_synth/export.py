@@ -33,3 +33,10 @@ def gllm_pairs(dialogues: datasets.Dataset, *, text_column: str = "text", ground
         rows["dialogue"].append(dialogue)
         rows["messages"].append([system(r2s_prompts.GENERATOR_ROLE), user(prompt), assistant(dialogue)])
     return datasets.Dataset.from_dict(rows)
+
+
+def write_gllm_pairs(dialogues: datasets.Dataset, path: str, transform) -> None:
+    """After `hf-synth r2s --gllm FILE`: the pairs of `dialogues` (made by `transform`) as JSON lines."""
+    pairs = gllm_pairs(dialogues, text_column=transform.text_column, max_document_chars=transform.max_document_chars)
+    pairs.to_json(path, force_ascii=False)
+    print(f"{len(pairs)} document → annotated dialogue pairs written to {path}")

@@ -62,17 +62,18 @@ def transforms(recipe: dict[str, Any], *, api_key_env: str | None = None, cache:
     """The transforms a recipe describes, ready to map. Every endpoint reads its key from the
     environment variable `api_key_env` (default: the one the recipe names, else ``OPENAI_API_KEY``);
     `model` and `base_url`, when given, replace every endpoint's (to run the recipe elsewhere)."""
-    from . import transforms as available
+    from .method import transforms as declared
 
     if recipe.get("hf_synth") != __version__:
         logger.warning("this recipe was written by hf_synth %s and runs on %s: prompts or code may differ",
                        recipe.get("hf_synth"), __version__)
     built = []
+    known = {transform.__name__: transform for transform in declared().values()}  # (a method of yours, once imported)
     for number, step in enumerate(recipe.get("steps") or [], 1):
-        cls = getattr(available, str(step.get("transform")), None)
-        if not (isinstance(cls, type) and issubclass(cls, available.MapTransform)) or cls is available.MapTransform:
+        cls = known.get(str(step.get("transform")))
+        if cls is None:
             raise InputError(f"recipe step {number}: unknown transform {step.get('transform')!r}; "
-                             f"known: {', '.join(n for n in available.__all__ if n != 'MapTransform')}")
+                             f"known: {', '.join(sorted(known))}")
         try:
             key = {name: value for name, value in (("api_key_env", api_key_env), ("model", model),
                                                     ("base_url", base_url)) if value}

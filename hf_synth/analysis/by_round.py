@@ -117,3 +117,9 @@ def plot_by_round(difficulty: pd.DataFrame | None = None, diversity: pd.DataFram
         if "dataset" in frame:
             axes.legend()
     return figure
+
+
+def print_difficulty_by_round(dataset, value, transform) -> None:
+    """After `--difficulty`: the share of each label among the labelled user turns, per round."""
+    print("difficulty by round (shares of the labelled user turns):")
+    print(difficulty_by_round(dataset).to_string(index=False, float_format=lambda x: f"{x:.1%}"))

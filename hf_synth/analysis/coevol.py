@@ -11,6 +11,8 @@ from ..errors import InputError
 from ..tokens import token_counter
 from ..transforms.coevol import CoEvolTransform
 from .by_round import _named
+from .directions import suggestion_lines
+from .report import directions_section, figure, table
 
 
 def _require(dataset, columns: tuple[str, ...], what: str) -> None:
@@ -180,3 +182,27 @@ def why_unchanged(dataset) -> str | None:
             sentence += (" — a position-biased judge, from which Eq. 4 accepts no edit; try a stronger judge "
                          "model (llms={'judge': ...})")
     return sentence
+
+
+def outcome_lines(dataset) -> list[str]:
+    """What a CoEvol run did, for its summary: the accepted rounds and, when no response changed, why."""
+    rounds = Counter()
+    for value, error in zip(dataset["coevol_rounds"], dataset["coevol_error"]):
+        if error is None:
+            rounds.update(value if isinstance(value, list) else [value])
+    lines = ["accepted rounds (rounds: rows): " + ", ".join(f"{k}: {rounds[k]}" for k in sorted(rounds))]
+    explained = why_unchanged(dataset)
+    return lines + ([explained] if explained else [])
+
+
+def report_section(dataset, out, tokenizer, nlp) -> str:
+    """CoEvol's section of the analysis report (`analysis.report`)."""
+    parts = ["### Accepted rounds of evolution"]
+    distribution = round_distribution(dataset)
+    parts += [table(out, "coevol_rounds", distribution), figure(out, "coevol_rounds", plot_round_distribution(distribution))]
+    parts.append("### Response length")
+    lengths = response_lengths(dataset, tokenizer)
+    parts += [table(out, "coevol_lengths", summarize_lengths(lengths)), figure(out, "coevol_lengths", plot_length_growth(lengths))]
+    parts += ["### Evolving directions of the advisors' suggestions", directions_section(out, "coevol_directions", suggestion_lines(dataset),
+                                                                                 "suggestion lines", nlp)]
+    return "\n\n".join(parts)

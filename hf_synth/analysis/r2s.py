@@ -5,6 +5,8 @@ from collections import Counter
 
 import pandas as pd
 
+from .report import directions_section, figure, table
+
 
 def _turns(dataset) -> list[dict]:
     return [turn for cod in dataset["r2s_cod"] if cod for turn in cod]
@@ -128,3 +130,59 @@ def plot_evaluation(means: pd.DataFrame, reference: dict[str, dict[str, float]] 
     rate.set(title="CR (%)", ylim=(0, 100), xticks=[])
     scores.legend(fontsize="small")
     return figure
+
+
+def outcome_lines(dataset) -> list[str]:
+    """What an R2S run did, for its summary: dialogue types, Find spans grounded, notes."""
+    lines = []
+    types = [(t, n) for t, n in dialogue_types(dataset).most_common() if t]
+    if types:
+        lines.append("dialogue types: " + ", ".join(f"{t}: {n}" for t, n in types))
+    found, spans = grounding(dataset)
+    if spans:
+        lines.append(f"Find spans found in the document: {found} of {spans} ({found / spans:.0%})")
+    notes = sum(note is not None for note in dataset["r2s_note"])
+    if notes:
+        lines.append(f"rows with a note (e.g. truncated document): {notes}")
+    return lines
+
+
+def print_evaluation(dataset, value, transform) -> None:
+    """After `--evaluate`: the means of the nine metrics (and the deterministic coverage)."""
+    means = evaluation_means(dataset)
+    print("evaluation means: " + ", ".join(
+        f"{name} {row['mean']:.2f} (n={row['rows scored']:.0f})" if row["rows scored"] else f"{name} none parsed"
+        for name, row in means.T.iterrows()))
+
+
+def report_section(dataset, out, tokenizer, nlp) -> str:
+    """R2S's section of the analysis report (`analysis.report`)."""
+    parts = []
+    types = dialogue_types(dataset)
+    turns = sum(types.values())
+    if turns:
+        frame = pd.DataFrame([{"type": t or "none given", "turns": n, "share": n / turns} for t, n in types.most_common()])
+        by_turn = types_by_turn(dataset)
+        parts += ["### Dialogue types", table(out, "r2s_dialogue_types", frame, index=False),
+                  figure(out, "r2s_types_by_turn", plot_types_by_turn(by_turn))]
+    found, spans = grounding(dataset)
+    grounded = (f"{found} of {spans} Find spans ({found / spans:.1%}) were found in the document." if spans
+                else "No Find spans (a baseline strategy, or the model wrote none).")
+    parts += ["### Grounding", grounded]
+    if spans:
+        by_turn = grounding_by_turn(dataset)
+        parts += [table(out, "r2s_grounding_by_turn", by_turn, index=False),
+                  figure(out, "r2s_grounding_by_turn", plot_grounding_by_turn(by_turn))]
+    covered = coverage(dataset)
+    if covered:
+        parts += ["### Coverage", f"The replies and grounded passages cover {sum(covered) / len(covered):.1f}% of the "
+                  f"document's sentences on average (over {len(covered)} dialogue{'s' * (len(covered) > 1)}; a sentence "
+                  "counts when half its content words appear)."]
+    if "eval_avg" in dataset.column_names:
+        means = evaluation_means(dataset)
+        parts += ["### Evaluation (Section 3.2 metrics)", table(out, "r2s_evaluation", means)]
+        if means.loc["rows scored"].sum():
+            parts.append(figure(out, "r2s_evaluation", plot_evaluation(means)))
+    questions = [turn["user"] for cod in dataset["r2s_cod"] if cod for turn in cod]
+    parts += ["### Evolving directions of the user turns", directions_section(out, "r2s_directions", questions, "user turns", nlp)]
+    return "\n\n".join(parts)

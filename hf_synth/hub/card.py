@@ -23,11 +23,6 @@ from .client import hub_api, plain_errors
 TEMPLATES = next(folder for folder in (Path(__file__).resolve().parent.parent / "dataset_cards",
                                        Path(__file__).resolve().parent.parent.parent / "dataset_cards")
                  if (folder / "_base.md").exists())
-METHODS = {  # output prefix -> template, tag, Hub task categories
-    "coevol": ("coevol.md", "coevol", ["text-generation"]),
-    "review": ("review_instruct.md", "review-instruct", ["text-generation"]),
-    "r2s": ("r2s.md", "r2s", ["text-generation", "question-answering"]),
-}
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
                    (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"))
 DATA_FILES = "data/train-*"
@@ -82,8 +77,8 @@ def build_card(dataset, transform=None, *, recipe: dict[str, Any] | None = None,
     recipe = recipe_of(transform, recipe, source, split)
     source = source or recipe["input"].get("source")
     steps = recipes.transforms(recipe, cache=False)
-    method = next((step.prefix for step in steps if step.prefix in METHODS), None)
-    template, tag, tasks = METHODS.get(method, ("_base.md", None, ["text-generation"]))
+    main = next((step for step in steps if step.method.command), steps[0])  # the method, not a judge after it
+    template, tag, tasks = main.method.card or "_base.md", main.method.card_tag, list(main.method.task_categories)
 
     hub = on_hub(source) and not recipe["input"].get("local")  # (a local input is recorded by name or relative path)
     license, language, license_from = _license_and_language(source, license, language, hub)
@@ -98,9 +93,8 @@ def build_card(dataset, transform=None, *, recipe: dict[str, Any] | None = None,
     unreadable = replies.unreadable_replies(dataset)
     environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), trim_blocks=True, lstrip_blocks=True,
                                      keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
-    main = next((s for s in steps if s.prefix == method), steps[0])
     content = environment.get_template(template).render(
-        card_data=data.to_yaml(), pretty_name=data.pretty_name or f"{type(main).__name__.removesuffix('Transform')} data",
+        card_data=data.to_yaml(), pretty_name=data.pretty_name or f"{main.method.name} data",
         rows=len(dataset), source=source, source_on_hub=hub,
         source_name=Path(source).name if source else None, split=recipe["input"].get("split", split),
         limit=recipe["input"].get("limit"), license=license, license_from=license_from,

@@ -17,8 +17,10 @@ from typing import Any, ClassVar, Mapping
 import pyarrow as pa
 
 from .. import __version__, shapes
+from ..errors import InputError
 from ..llm import loop, structured
 from ..llm.config import LLM
+from ..method import Method, register
 from ..protocol import Protocol
 from ..runner import Outcome, Runner
 from ..status import counts
@@ -58,18 +60,30 @@ def is_batch(examples, column: str) -> bool:
 
 
 class MapTransform:
-    """Base class: a subclass says which columns it reads, the protocol for a row, and the
-    columns it writes."""
+    """Base class: a subclass declares its `method` (`hf_synth.method.Method`: name, prefix, options,
+    sampling defaults, …) and says which columns it reads, the protocol for a row, and the columns it
+    writes. Its options are keywords of the generic `__init__`, kept on the transform under their
+    names; `check()` validates them."""
 
+    method: ClassVar[Method]
     prefix: ClassVar[str]
     method_modules: ClassVar[tuple] = ()  # their source is part of the fingerprint
     sampling: ClassVar[Mapping[str, Any]] = {}  # the method's sampling defaults (its paper's)
 
     def __init__(self, llm: LLM | None = None, *, llms: Mapping[str, LLM] | None = None,
-                 cache: bool | str = True):
+                 cache: bool | str = True, **options):
         """`llm` plays every agent (default: the embedded local model); `llms` gives some agents
         their own. `cache` is True (default folder), a folder, or False (no request cache). Sampling
-        fields an LLM leaves unset take the method's defaults (`sampling`)."""
+        fields an LLM leaves unset take the method's defaults (`sampling`). `options` are the method's
+        (its declaration's `options`; those not given take their defaults)."""
+        declared = [option for option in self.method.options if option.kept]
+        unknown = sorted(set(options) - {option.name for option in declared})
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got an unexpected option {', '.join(map(repr, unknown))}; "
+                            f"its options: {', '.join(option.name for option in declared)}")
+        for option in declared:
+            setattr(self, option.name, options.get(option.name, option.default))
+        self.check()
         self.llm = (llm if llm is not None else LLM()).with_defaults(**self.sampling)
         self.llms = {agent: each.with_defaults(**self.sampling) for agent, each in (llms or {}).items()}
         self.cache = cache
@@ -77,23 +91,38 @@ class MapTransform:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if "method" in cls.__dict__:
+            cls.prefix = cls.method.prefix
+            cls.sampling = cls.method.sampling
+            register(cls)
+            if "__init__" not in cls.__dict__:  # help() and IDEs show the declared options
+                cls.__signature__ = _signature(cls.method)
         _register_fingerprint(cls)
 
-    # -- what a subclass provides
+    def check(self) -> None:
+        """Raise `ValueError` for option values the method cannot run with."""
+
+    def options(self) -> dict[str, Any]:
+        """The method's options, as given (part of the fingerprint and the recipe)."""
+        return {option.name: _plain(getattr(self, option.name)) for option in self.method.options if option.kept}
+
+    # -- what a subclass provides (the defaults read the declaration: `inputs` and `result`)
     def input_columns(self, column_names: list[str]) -> list[str]:
-        raise NotImplementedError
+        columns = [getattr(self, option) for option in self.method.inputs]
+        for option, column in zip(self.method.inputs, columns):
+            if column not in column_names:
+                raise InputError(f"{type(self).__name__} found no column {column!r} among {column_names}: pass "
+                                 f"{option}= to name yours.")
+        return columns
 
     def protocol(self, row: dict) -> Protocol:
         raise NotImplementedError
 
     def output_types(self, column_names: list[str]) -> dict[str, pa.DataType]:
-        raise NotImplementedError
+        return {f.name: arrow_type(f.type) for f in dataclasses.fields(self.method.result)}
 
     def output_values(self, result: Any) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def options(self) -> dict[str, Any]:
-        raise NotImplementedError
+        return dataclasses.asdict(result)
 
     # -- the adapter
     def fingerprint_state(self) -> dict[str, Any]:
@@ -166,6 +195,18 @@ class MapTransform:
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
         return f"{type(self).__name__}(llm={self.llm!r}, {options})"
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _signature(method: Method) -> inspect.Signature:
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    return inspect.Signature(
+        [inspect.Parameter("llm", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None),
+         *(inspect.Parameter(option.name, keyword, default=option.default) for option in method.options),
+         inspect.Parameter("llms", keyword, default=None), inspect.Parameter("cache", keyword, default=True)])
 
 
 def with_empty_outputs(dataset, transforms):

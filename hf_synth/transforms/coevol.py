@@ -2,17 +2,45 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any
 
 import pyarrow as pa
 
 from ..errors import InputError
-from ..llm.config import LLM
+from ..method import Method, Option, Recorded
 from ..methods import coevol, coevol_prompts, judge
 from ..protocol import Protocol
 from .base import MESSAGES, MapTransform, record_type
 
 ROUND = record_type(coevol.Round)
+
+
+def _parsed_verdicts(trace) -> list:
+    """The judge's parsed verdicts a row records (None where a verdict could not be read)."""
+    rounds = [r for turn in trace for r in turn] if trace and isinstance(trace[0], list) else trace or []
+    return [v for r in rounds for v in r.get("parsed_verdicts") or []]
+
+
+COEVOL = Method(
+    name="CoEvol", prefix="coevol", command="coevol",
+    summary="improve responses with CoEvol (debate, advise, edit, judge)",
+    options=(
+        Option("max_rounds", coevol.MAX_ROUNDS, "debate-advise-edit-judge rounds at most (the paper's K)"),
+        Option("mode", "full", "ablation of the paper's Table 3", choices=coevol.MODES),
+        Option("max_turns", None, "optimize at most N assistant turns per conversation", type=int),
+        Option("max_optimize_tokens", coevol.MAX_OPTIMIZE_TOKENS,
+               "without --max-turns: stop optimizing a conversation once it reaches this many tokens (the authors' "
+               "rule); 0 optimizes every turn", zero_means_none=True),
+        Option("instruction_column", "instruction", "the instruction column"),
+        Option("input_column", "input", "the optional input (context) column"),
+        Option("response_column", None, "default: output or response", type=str),
+        Option("messages_column", None, "multi-turn data (default: messages or conversations)", type=str)),
+    agents=("positive", "critical", "advisor", "editor", "judge"),
+    sampling={"temperature": 0.0, "top_p": 1.0, "max_tokens": 1000},  # Appendix B, for every agent
+    card="coevol.md", card_tag="coevol", marker="coevol_rounds",
+    recorded=(Recorded("judge", "coevol_trace", _parsed_verdicts),),
+    report="hf_synth.analysis.coevol:report_section", outcome="hf_synth.analysis.coevol:outcome_lines",
+    title=lambda t: f"CoEvol ({t.mode}, up to {t.max_rounds} rounds)")
 
 
 class CoEvolTransform(MapTransform):
@@ -23,45 +51,24 @@ class CoEvolTransform(MapTransform):
     Adds `coevol_output` (or `coevol_messages` for conversations), `coevol_rounds` (accepted edits;
     a list per optimized assistant turn for conversations), `coevol_trace`, `coevol_error`,
     `coevol_usage`.
+
+    `mode` is one of the ablations of the paper's Table 3: "edit", "advise_without_response",
+    "advise", "debate" or "full" (default). `max_turns` limits how many assistant turns of a
+    conversation are optimized; without it, a conversation is optimized turn by turn until it reaches
+    `max_optimize_tokens` tokens (the authors' rule and value; counted with the embedded model's
+    vocabulary; None: every turn). Agents, for `llms`: positive, critical, advisor, editor, judge.
     """
 
-    prefix = "coevol"
+    method = COEVOL
     method_modules = (coevol, coevol_prompts, judge)
-    sampling = coevol.SAMPLING
     RESPONSE_COLUMNS = ("output", "response")
     CONVERSATION_COLUMNS = ("messages", "conversations")
 
-    def __init__(self, llm: LLM | None = None, *, max_rounds: int = coevol.MAX_ROUNDS, mode: str = "full",
-                 max_turns: int | None = None, max_optimize_tokens: int | None = coevol.MAX_OPTIMIZE_TOKENS,
-                 instruction_column: str = "instruction",
-                 input_column: str = "input", response_column: str | None = None,
-                 messages_column: str | None = None, llms: Mapping[str, LLM] | None = None,
-                 cache: bool | str = True):
-        """`mode` is one of the ablations of the paper's Table 3: "edit", "advise_without_response",
-        "advise", "debate" or "full" (default). `max_turns` limits how many assistant turns of a
-        conversation are optimized; without it, a conversation is optimized turn by turn until it
-        reaches `max_optimize_tokens` tokens (the authors' rule and value; counted with the embedded
-        model's vocabulary; None: every turn). Agents, for `llms`: positive, critical, advisor,
-        editor, judge."""
-        if mode not in coevol.MODES:
-            raise ValueError(f"mode={mode!r} is not one of {', '.join(coevol.MODES)}")
-        if max_rounds < 1:
-            raise ValueError(f"max_rounds={max_rounds} must be at least 1")
-        super().__init__(llm, llms=llms, cache=cache)
-        self.max_rounds = max_rounds
-        self.mode = mode
-        self.max_turns = max_turns
-        self.max_optimize_tokens = max_optimize_tokens
-        self.instruction_column = instruction_column
-        self.input_column = input_column
-        self.response_column = response_column
-        self.messages_column = messages_column
-
-    def options(self) -> dict[str, Any]:
-        return {"max_rounds": self.max_rounds, "mode": self.mode, "max_turns": self.max_turns,
-                "max_optimize_tokens": self.max_optimize_tokens,
-                "instruction_column": self.instruction_column, "input_column": self.input_column,
-                "response_column": self.response_column, "messages_column": self.messages_column}
+    def check(self) -> None:
+        if self.mode not in coevol.MODES:
+            raise ValueError(f"mode={self.mode!r} is not one of {', '.join(coevol.MODES)}")
+        if self.max_rounds < 1:
+            raise ValueError(f"max_rounds={self.max_rounds} must be at least 1")
 
     def _conversation_column(self, column_names) -> str | None:
         if self.messages_column:

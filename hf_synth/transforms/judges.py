@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from ..conversations import normalize
 from ..errors import InputError
-from ..llm.config import LLM
+from ..method import Method, Option, Recorded
 from ..methods import coevol_prompts, difficulty, judge, quality
 from ..methods.coevol import Sample
 from ..protocol import Protocol, require_text
@@ -29,13 +29,12 @@ def find_column(transform: str, column_names: list[str], given: str | None, cand
     return found
 
 
+SAMPLE_OPTIONS = (Option("instruction_column", "instruction", "the instruction column"),
+                  Option("input_column", "input", "the optional input (context) column"))
+
+
 class _SingleTurnJudge(MapTransform):
     """Judges of Alpaca-style rows: an instruction, an optional input, and response column(s)."""
-
-    def __init__(self, llm: LLM | None, *, instruction_column: str, input_column: str, cache: bool | str):
-        super().__init__(llm, cache=cache)
-        self.instruction_column = instruction_column
-        self.input_column = input_column
 
     def _sample_columns(self, column_names: list[str]) -> list[str]:
         name = type(self).__name__
@@ -49,17 +48,10 @@ class QualityTransform(_SingleTurnJudge):
     The response column defaults to `output` or `response`; rate evolved responses with
     `response_column="coevol_output"`."""
 
-    prefix = "quality"
+    method = Method(name="quality rating", prefix="quality",
+                    options=(*SAMPLE_OPTIONS, Option("response_column", None, "default: output or response", type=str)),
+                    agents=("quality",), recorded=(Recorded("quality", "quality_score", lambda value: [value]),))
     method_modules = (quality,)
-
-    def __init__(self, llm: LLM | None = None, *, response_column: str | None = None,
-                 instruction_column: str = "instruction", input_column: str = "input", cache: bool | str = True):
-        super().__init__(llm, instruction_column=instruction_column, input_column=input_column, cache=cache)
-        self.response_column = response_column
-
-    def options(self) -> dict[str, Any]:
-        return {"instruction_column": self.instruction_column, "input_column": self.input_column,
-                "response_column": self.response_column}
 
     def _response(self, column_names) -> str:
         return find_column(type(self).__name__, column_names, self.response_column, RESPONSE_COLUMNS, "response_column")
@@ -86,18 +78,11 @@ class PairwiseJudgeTransform(_SingleTurnJudge):
     (a, b) order then (b, a)), `pairwise_parsed`, `pairwise_score_a`, `pairwise_score_b` (Eq. 4),
     `pairwise_error`, `pairwise_usage`. Identical responses are a tie, with no call."""
 
-    prefix = "pairwise"
+    method = Method(name="pairwise judge", prefix="pairwise",
+                    options=(*SAMPLE_OPTIONS, Option("a_column", None, "default: output or response", type=str),
+                             Option("b_column", "coevol_output", "the other response")),
+                    agents=("judge",), recorded=(Recorded("judge", "pairwise_parsed", lambda parsed: list(parsed or [])),))
     method_modules = (judge, coevol_prompts)
-
-    def __init__(self, llm: LLM | None = None, *, a_column: str | None = None, b_column: str = "coevol_output",
-                 instruction_column: str = "instruction", input_column: str = "input", cache: bool | str = True):
-        super().__init__(llm, instruction_column=instruction_column, input_column=input_column, cache=cache)
-        self.a_column = a_column
-        self.b_column = b_column
-
-    def options(self) -> dict[str, Any]:
-        return {"instruction_column": self.instruction_column, "input_column": self.input_column,
-                "a_column": self.a_column, "b_column": self.b_column}
 
     def _pair(self, column_names) -> tuple[str, str]:
         name = type(self).__name__
@@ -132,15 +117,11 @@ class DifficultyTransform(MapTransform):
     >>> hf_synth.analysis.difficulty_by_round(rated)
     """
 
-    prefix = "difficulty"
+    method = Method(name="difficulty rating", prefix="difficulty",
+                    options=(Option("messages_column", None, "the conversation column", type=str),),
+                    agents=("difficulty",),
+                    recorded=(Recorded("difficulty", "difficulty_labels", lambda labels: list(labels or [])),))
     method_modules = (difficulty,)
-
-    def __init__(self, llm: LLM | None = None, *, messages_column: str | None = None, cache: bool | str = True):
-        super().__init__(llm, cache=cache)
-        self.messages_column = messages_column
-
-    def options(self) -> dict[str, Any]:
-        return {"messages_column": self.messages_column}
 
     def input_columns(self, column_names: list[str]) -> list[str]:
         return [find_column(type(self).__name__, column_names, self.messages_column, CONVERSATION_COLUMNS,

@@ -7,7 +7,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..conversations import normalize
-from ..llm.config import LLM
+from ..method import Method, Option, Recorded, Step
 from ..methods import dialogue_eval, grounding, r2s, r2s_prompts
 from ..protocol import Protocol
 from .base import MESSAGES, MapTransform, record_type
@@ -16,6 +16,29 @@ from .judges import CONVERSATION_COLUMNS, find_column
 SPAN = record_type(grounding.Span)
 TURN = pa.struct([("type", pa.string()), ("user", pa.string()), ("search", pa.list_(pa.string())),
                   ("find", pa.list_(SPAN)), ("assistant", pa.string())])
+
+
+R2S = Method(
+    name="R2S", prefix="r2s", command="r2s",
+    summary="turn raw documents into knowledge-grounded dialogues (R2S, Chain of Dialogue)",
+    options=(
+        Option("turns", r2s.TURNS, "user/assistant turns per dialogue"),
+        Option("strategy", "cod", "cod: the Chain of Dialogue; direct, cot: the paper's baselines; gllm: a generator "
+               "fine-tuned on gllm_pairs (name it with --model)", choices=r2s.STRATEGIES),
+        Option("text_column", "text", "the document column"),
+        Option("max_document_chars", r2s.MAX_DOCUMENT_CHARS,
+               "longer documents are cut at a sentence end, with a note in r2s_note")),
+    agents=("planner", "questioner", "answerer", "generator"),
+    card="r2s.md", card_tag="r2s", task_categories=("text-generation", "question-answering"), marker="r2s_cod",
+    unparsed=((r"the questioner's reply held no 'User:' line", "questioner"),
+              (r"the generator's reply held no 'User:'", "generator")),
+    report="hf_synth.analysis.r2s:report_section", outcome="hf_synth.analysis.r2s:outcome_lines",
+    steps=(Step("--evaluate", "also score every dialogue on the paper's nine metrics (eval_* columns) and print the "
+                "means", transform="hf_synth.transforms.r2s:DialogueEvalTransform",
+                options=("text_column", "max_document_chars"), after="hf_synth.analysis.r2s:print_evaluation"),
+           Step("--gllm", "also write (document → annotated dialogue) pairs to train a generator model",
+                metavar="FILE.jsonl", after="hf_synth.export:write_gllm_pairs")),
+    title=lambda t: f"R2S ({t.strategy}, {t.turns} turns)")
 
 
 class R2STransform(MapTransform):
@@ -37,27 +60,16 @@ class R2STransform(MapTransform):
     Documents longer than `max_document_chars` are cut at a sentence end and the row gets a note.
     """
 
-    prefix = "r2s"
+    method = R2S
     method_modules = (r2s, r2s_prompts, grounding)
 
-    def __init__(self, llm: LLM | None = None, *, turns: int = r2s.TURNS, strategy: str = "cod",
-                 text_column: str = "text", max_document_chars: int = r2s.MAX_DOCUMENT_CHARS,
-                 llms=None, cache: bool | str = True):
-        if turns < 1:
-            raise ValueError(f"turns={turns} must be at least 1")
-        if strategy not in r2s.STRATEGIES:
-            raise ValueError(f"strategy={strategy!r}: choose one of {', '.join(r2s.STRATEGIES)}")
-        if max_document_chars < 1:
-            raise ValueError(f"max_document_chars={max_document_chars} must be positive")
-        super().__init__(llm, llms=llms, cache=cache)
-        self.turns = turns
-        self.strategy = strategy
-        self.text_column = text_column
-        self.max_document_chars = max_document_chars
-
-    def options(self) -> dict[str, Any]:
-        return {"turns": self.turns, "strategy": self.strategy, "text_column": self.text_column,
-                "max_document_chars": self.max_document_chars}
+    def check(self) -> None:
+        if self.turns < 1:
+            raise ValueError(f"turns={self.turns} must be at least 1")
+        if self.strategy not in r2s.STRATEGIES:
+            raise ValueError(f"strategy={self.strategy!r}: choose one of {', '.join(r2s.STRATEGIES)}")
+        if self.max_document_chars < 1:
+            raise ValueError(f"max_document_chars={self.max_document_chars} must be positive")
 
     def input_columns(self, column_names: list[str]) -> list[str]:
         return [find_column(type(self).__name__, column_names, self.text_column, (), "text_column")]
@@ -88,19 +100,13 @@ class DialogueEvalTransform(MapTransform):
     toward `eval_coverage` with the replies.
     """
 
-    prefix = "eval"
+    method = Method(
+        name="R2S evaluation", prefix="eval",
+        options=(Option("text_column", "text", "the document column"),
+                 Option("messages_column", None, "the dialogue column", type=str),
+                 Option("max_document_chars", r2s.MAX_DOCUMENT_CHARS, "longer documents are cut at a sentence end")),
+        agents=("evaluator",), recorded=(Recorded("evaluator", "eval_avg", lambda value: [value]),))
     method_modules = (dialogue_eval, r2s_prompts, grounding)
-
-    def __init__(self, llm: LLM | None = None, *, text_column: str = "text", messages_column: str | None = None,
-                 max_document_chars: int = r2s.MAX_DOCUMENT_CHARS, cache: bool | str = True):
-        super().__init__(llm, cache=cache)
-        self.text_column = text_column
-        self.messages_column = messages_column
-        self.max_document_chars = max_document_chars
-
-    def options(self) -> dict[str, Any]:
-        return {"text_column": self.text_column, "messages_column": self.messages_column,
-                "max_document_chars": self.max_document_chars}
 
     def _messages(self, column_names) -> str:
         return find_column(type(self).__name__, column_names, self.messages_column, CONVERSATION_COLUMNS,

@@ -1,0 +1,183 @@
+"""hf-synth: better instruction-tuning data with multi-agent LLM methods."""
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import os
+import re
+import signal
+import sys
+
+from .. import __version__
+from ..errors import HFSynthError
+from . import commands as commands_
+from .flags import key_and_cache_arguments, llm_arguments, publish_arguments
+from .methods import add_method_commands
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in its help, unless there is none to show."""
+
+    def _get_help_string(self, action):
+        # a switch that turns something off (store_false) defaults to "not given", not to True
+        off_switch = isinstance(action, argparse._StoreFalseAction)
+        return action.help if action.default in (None, False) or off_switch else super()._get_help_string(action)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-synth", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"hf_synth {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser = functools.partial(commands.add_parser, formatter_class=HelpFormatter)
+    add_method_commands(commands)
+
+    publish = commands.add_parser("publish", help="publish a finished run to the Hub with a generated dataset card")
+    publish.add_argument("dir", help="the --output folder of an hf-synth run (it holds the data and the recipe)")
+    publish.add_argument("repo_id", help="the Hub dataset repository, e.g. me/alpaca-coevol (created if needed)")
+    publish.add_argument("--folder", help="write the repository folder here too, to inspect or upload later")
+    publish.add_argument("--local-only", action="store_true", help="only write --folder; upload nothing")
+    publish.add_argument("--overwrite", action="store_true",
+                         help="replace --folder even if hf_synth did not write it (never the run's folder)")
+    publish_arguments(publish)
+    publish.set_defaults(run=commands_.publish)
+
+    reproduce = commands.add_parser("reproduce", help="run a recipe again (hf_synth_recipe.json of a run or a published dataset)")
+    reproduce.add_argument("recipe", help="a recipe file, or a folder that holds one")
+    reproduce.add_argument("--output", required=True, help="folder to save the result to: a new path, or the folder "
+                           "of an earlier hf-synth run")
+    reproduce.add_argument("--overwrite", action="store_true",
+                        help="replace --output even if hf_synth did not write it (never the input)")
+    reproduce.add_argument("--input", help="the input to use instead of the recipe's")
+    reproduce.add_argument("--split", help="default: the recipe's")
+    reproduce.add_argument("--limit", type=int, help="default: the recipe's")
+    reproduce.add_argument("--batch-size", type=int, help="default: the recipe's")
+    reproduce.add_argument("--num-proc", type=int, help="worker processes for Dataset.map")
+    reproduce.add_argument("--model", help="run every step on this model instead of the recipe's")
+    reproduce.add_argument("--base-url", action="append",
+                           help="send every step to this endpoint instead of the recipe's; repeat it for replicas")
+    reproduce.add_argument("--push-to-hub", metavar="REPO_ID", help="also publish the result")
+    key_and_cache_arguments(reproduce)
+    publish_arguments(reproduce)
+    reproduce.set_defaults(run=commands_.reproduce)
+
+    analyze = commands.add_parser("analyze", help="tables and figures of a finished run (rounds, lengths, directions, …)")
+    analyze.add_argument("input", help="a dataset written by hf-synth (a save_to_disk folder) or a data file")
+    analyze.add_argument("--output", required=True, help="folder for the CSV tables, PNG/HTML figures and summary.md "
+                         "(a new path, or one hf-synth wrote)")
+    analyze.add_argument("--overwrite", action="store_true",
+                        help="replace --output even if hf_synth did not write it (never the input)")
+    analyze.add_argument("--split", default="train", help="split of a saved DatasetDict or Hub dataset")
+    analyze.set_defaults(run=commands_.analyze)
+
+    filter_ = commands.add_parser("filter", help="keep the rows worth training on (plain and LLM-judged filters)")
+    filter_.add_argument("input", help="a dataset written by hf-synth (a save_to_disk folder), a data file, or a Hub id")
+    filter_.add_argument("--output", required=True, help="folder to save the kept rows to (a new path, or one hf-synth wrote)")
+    filter_.add_argument("--overwrite", action="store_true",
+                        help="replace --output even if hf_synth did not write it (never the input)")
+    filter_.add_argument("--split", default="train", help="split of a saved DatasetDict or Hub dataset")
+    filter_.add_argument("--batch-size", type=int, default=64, help="rows judged concurrently per batch")
+    filter_.add_argument("--num-proc", type=int, help="worker processes for Dataset.filter")
+    group = filter_.add_argument_group("filters, applied in this order")
+    group.add_argument("--keep", help=f"comma-separated: {', '.join(commands_.FILTERS)} (wins: the evolved response beats "
+                       "the original under the pairwise judge)")
+    group.add_argument("--min-rounds", type=int, default=1, help="for evolved: accepted CoEvol rounds")
+    group.add_argument("--turns", choices=("any", "all"), default="any", help="for evolved, on conversations")
+    group.add_argument("--min-share", type=float, default=1.0, help="for grounded: share of Find spans found")
+    group.add_argument("--min-turns", type=int, help="conversations with at least N user turns")
+    group.add_argument("--max-turns", type=int, help="conversations with at most N user turns")
+    group.add_argument("--max-tokens-per-conversation", type=int,
+                       help="conversations of at most N tokens (the embedded model's tokenizer)")
+    group.add_argument("--min-quality", type=float,
+                       help="AlpaGasus-style LLM rating from 0 to 5; AlpaGasus kept rows rated 4.5 or more")
+    group.add_argument("--response-column", help="the response the quality judge rates (default: output or response)")
+    group.add_argument("--on-failure", choices=("keep", "drop"), default="keep",
+                       help="rows the judge could not decide (kept with a warning, or dropped)")
+    llm_arguments(filter_)
+    filter_.set_defaults(run=commands_.filter_rows)
+    return parser
+
+
+def _interrupt_main_process_only(main_pid: int):
+    """SIGINT and SIGTERM stop the run once, in the main process: forked `num_proc` workers (which
+    inherit this handler) ignore Ctrl-C, which reaches the whole process group, and die quietly on
+    SIGTERM, which the main process's pool sends them as it shuts down."""
+    def handler(signum, frame):
+        if os.getpid() == main_pid:
+            raise KeyboardInterrupt
+        if signum == signal.SIGTERM:
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+    return handler
+
+
+def _interrupted(exc: BaseException | None) -> bool:
+    """Whether `exc` is, or was raised while handling, a KeyboardInterrupt: `Dataset.map` with
+    `num_proc` replaces it with a pool TimeoutError as it waits for its workers."""
+    while exc is not None:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc = exc.__context__
+    return False
+
+
+_VALUE = r"(\.\.\.|\[\.\.\.\]|'[^']*'|\"[^\"]*\")?"
+_PYTHON_ADVICE = re.compile(rf"LLM\(([a-z_]+)={_VALUE}\)|\b([a-z_]+)={_VALUE}(?![\w\[]|\.\w)")
+
+
+def in_cli_terms(message: str, parser: argparse.ArgumentParser) -> str:
+    """An error written in Python's terms (`instruction_column=`, `LLM(api_key=...)`, `license='other'`)
+    with the flags that say the same on the command line (`--instruction-column`, `--api-key-env NAME`,
+    `--license other`)."""
+    flags = {"api_key": "--api-key-env NAME", "perspectives": "--perspective"}
+    for action in parser._actions:
+        for command in (action.choices or {}) if isinstance(action, argparse._SubParsersAction) else ():
+            for option in action.choices[command]._actions:
+                if option.option_strings:
+                    flags.setdefault(option.dest, option.option_strings[-1])
+
+    def flag(match: re.Match) -> str:
+        name, value = (match[1], match[2]) if match[1] else (match[3], match[4])
+        if name not in flags:
+            return match[0]
+        value = value.strip("'\"") if value and value[0] in "'\"" else ""
+        return f"{flags[name]} {value}".strip()
+
+    return _PYTHON_ADVICE.sub(flag, message)
+
+
+def _log_status_lines() -> None:
+    """Without a terminal the live status is a log line every 30 s (and one at the end): show them."""
+    log = logging.getLogger("hf_synth.status")
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _log_status_lines()
+    handler = _interrupt_main_process_only(os.getpid())
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        args.run(args)
+    except HFSynthError as exc:
+        print(f"error: {in_cli_terms(str(exc), parser)}", file=sys.stderr)
+        return 1
+    except BaseException as exc:
+        if not _interrupted(exc):
+            raise
+        print("interrupted: completed requests are cached; run the same command again to resume", file=sys.stderr)
+        return 130
+    finally:
+        for sig, action in previous.items():
+            signal.signal(sig, action)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
