@@ -30,6 +30,8 @@ def make(steps: Sequence, *, source: str | None = None, split: str = "train", li
     run = {"seconds": round(seconds, 1) if seconds is not None else None}
     if run_stats is not None:
         run.update(requests_sent=run_stats.sent, from_cache=run_stats.cached, retries=run_stats.retries)
+        if run_stats.cost_microusd:
+            run["cost_usd"] = round(run_stats.cost_microusd / 1e6, 6)
     given = {"source": source, "split": split, "limit": limit}
     if source is not None and Path(source).exists():
         path = Path(source).resolve()

@@ -17,6 +17,7 @@ from . import status
 from .errors import CallFailed, HFSynthError, RowError
 from .llm.config import LLM
 from .llm.door import Door, Usage
+from .llm.spending import CAP, Spending
 from .protocol import Chat, Protocol, Reply
 
 logger = logging.getLogger(__name__)
@@ -32,11 +33,12 @@ class Outcome:
 
 class Runner:
     def __init__(self, llms: Mapping[str, LLM], default: LLM, cache_dir: str | None | bool = True,
-                 ask_again_unusable: bool = False):
+                 ask_again_unusable: bool = False, spending: Spending | None = None):
         """`llms` maps agent names to their LLM; agents not named use `default`. `cache_dir` is a
         folder, True for the default folder, or False for no request cache. `ask_again_unusable`: a
-        cached reply that cannot be used (empty, cut, filtered) is asked for again (an explicit retry)."""
-        self._door = Door(llms, default, cache_dir, ask_again_unusable)
+        cached reply that cannot be used (empty, cut, filtered) is asked for again (an explicit retry).
+        `spending` holds the run's caps on cost and requests."""
+        self._door = Door(llms, default, cache_dir, ask_again_unusable, spending)
         self._counts = status.counts()
 
     async def run(self, protocols: list[Protocol]) -> list[Outcome]:
@@ -73,7 +75,10 @@ class Runner:
         except HFSynthError:
             raise
         except CallFailed as failed:
-            outcome.error, outcome.call_failed = f"LLM call failed: {failed}", True
+            if failed.blame == CAP:  # nothing failed: the row was not run, and says so
+                outcome.error = str(failed)
+            else:
+                outcome.error, outcome.call_failed = f"LLM call failed: {failed}", True
         except RowError as exc:
             outcome.error = str(exc)
         except Exception as exc:  # a row must come out, marked, whatever went wrong in it

@@ -24,16 +24,13 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from .llm.prices import prices_of
+
 logger = logging.getLogger("hf_synth.status")
 
 FOLDER_VARIABLE = "HF_SYNTH_STATUS_DIR"  # inherited by forked and spawned workers
 WRITE_EVERY = 0.5
 
-# US$ per million input and output tokens of a few hosted models (list prices, 2026); pass prices=
-# for any other, or to correct these
-BATCH_DISCOUNT = 0.5  # OpenAI's and Anthropic's batch APIs: half the online price
-PRICES = {"gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.00), "gpt-4.1-mini": (0.40, 1.60),
-          "gpt-4.1": (2.00, 8.00), "gpt-4.1-nano": (0.10, 0.40)}
 
 
 @dataclass
@@ -50,6 +47,8 @@ class RunStats:
     failed: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cost_microusd: int = 0    # what the requests sent cost, where their prices are known (US$ / 1e6)
+    request_ms: int = 0       # the time the requests sent took, summed
     batches: int = 0          # batches in flight (the batch API)
     batch_requests: int = 0   # the requests they carry
     batch_since: int = 0      # when the oldest of them was made (Unix seconds; 0: none in flight)
@@ -149,8 +148,9 @@ def line(counts: RunStats, seconds: float, total: int | None = None, prices: tup
         parts.append(f"{counts.sent / seconds:.1f} req/s")
     if total and counts.rows and counts.rows < total:
         parts.append(f"left ~{_duration(seconds * (total - counts.rows) / counts.rows)}")
-    if prices:
-        cost = (counts.prompt_tokens * prices[0] + counts.completion_tokens * prices[1]) / 1e6
+    if counts.cost_microusd or prices:
+        cost = counts.cost_microusd / 1e6 if counts.cost_microusd else \
+            (counts.prompt_tokens * prices[0] + counts.completion_tokens * prices[1]) / 1e6
         projected = f" (~${cost * total / counts.rows:.2f} in all)" if total and counts.rows and counts.rows < total else ""
         parts.append(f"${cost:.2f}{projected}")
     return " | ".join(parts)
@@ -168,12 +168,10 @@ def show(total: int | None = None, *, prices: tuple[float, float] | None = None,
          batch: bool = False, every: float = 1.0, log_every: float = 30.0, stream=None):
     """Show the status of the rows mapped inside this block: a tqdm bar on a terminal or in Jupyter,
     a log line every `log_every` seconds otherwise. `total` is the rows expected (several steps: their
-    sum); `prices` are US$ per million input and output tokens (default: `PRICES[model]` if known;
-    with `batch`, the requests go through a batch API, at half of them).
+    sum); the cost shown is what the requests sent cost at their LLMs' prices, else at `prices` (US$ per
+    million input and output tokens; default: the price table's for `model`; with `batch`, at half).
     Yields a `Live` whose `counts` hold every process's totals once the block ends."""
-    prices = prices or PRICES.get(model or "")
-    if prices and batch:
-        prices = (prices[0] * BATCH_DISCOUNT, prices[1] * BATCH_DISCOUNT)
+    prices = prices_of(model, prices, batch)
     stream = stream or sys.stderr
     live = Live()
     folder = tempfile.mkdtemp(prefix="hf_synth_status_")

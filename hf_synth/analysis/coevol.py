@@ -190,7 +190,7 @@ def outcome_lines(dataset) -> list[str]:
     for value, error in zip(dataset["coevol_rounds"], dataset["coevol_error"]):
         if error is None:
             rounds.update(value if isinstance(value, list) else [value])
-    lines = ["accepted rounds (rounds: rows): " + ", ".join(f"{k}: {rounds[k]}" for k in sorted(rounds))]
+    lines = ["accepted rounds (rounds: rows): " + ", ".join(f"{k}: {rounds[k]}" for k in sorted(rounds))] if rounds else []
     explained = why_unchanged(dataset)
     return lines + ([explained] if explained else [])
 

@@ -75,8 +75,16 @@ def run_arguments(parser: argparse.ArgumentParser) -> None:
                              "storage every node sees), so that a re-run of the job on any node is free")
     parser.add_argument("--push-to-hub", metavar="REPO_ID", help="also publish the result with a dataset card, e.g. me/alpaca-coevol")
     parser.add_argument("--prices", type=prices, metavar="IN,OUT",
-                        help="US$ per million input and output tokens, to show the cost as the run goes "
-                             "(known for a few OpenAI models)")
+                        help="US$ per million input and output tokens, for the cost shown and capped (a dated table "
+                             "knows a few hosted models; docs/cost.md)")
+    parser.add_argument("--max-cost", type=float, metavar="USD",
+                        help="never spend more than this: a row whose next request could pass it is marked 'not run' "
+                             "(needs prices); go on later with --retry-failed and a higher cap")
+    parser.add_argument("--max-requests", type=int, metavar="N", help="never send more than N requests (any endpoint)")
+    parser.add_argument("--estimate", action="store_true",
+                        help="run a sample of rows (cached for the real run) and print the projected requests, tokens, "
+                             "cost and time of the whole input; save nothing")
+    parser.add_argument("--estimate-rows", type=int, default=20, metavar="N", help="with --estimate: rows in the sample")
     parser.add_argument("--retry-failed", action="store_true",
                         help="run only the failed rows of the earlier run saved in --output again, and save the "
                              "whole result there (the rows that succeeded cost nothing)")
@@ -119,7 +127,15 @@ def llm_of(args) -> LLM:
                max_concurrency=share(args.max_concurrency), timeout=args.timeout, max_retries=args.max_retries,
                requests_per_minute=share(args.requests_per_minute), tokens_per_minute=share(args.tokens_per_minute),
                system_role=args.system_role, structured=args.structured, batch=args.batch_api,
-               batch_poll=args.batch_poll)
+               batch_poll=args.batch_poll, prices=getattr(args, "prices", None))
+
+
+def caps_of(args) -> dict:
+    """The run's caps, each worker process's share of them (`--max-cost`, `--max-requests`)."""
+    workers = getattr(args, "num_proc", None) or (getattr(args, "ray_actors", 1) if getattr(args, "ray", None) else 1)
+    max_cost, max_requests = getattr(args, "max_cost", None), getattr(args, "max_requests", None)
+    return {"max_cost": max_cost / workers if max_cost is not None else None,
+            "max_requests": max(1, max_requests // workers) if max_requests is not None else None}
 
 
 def cache_of(args):

@@ -6,8 +6,8 @@ import argparse
 import functools
 
 from ..method import Option, resolve, transforms
-from .flags import cache_of, count, llm_arguments, llm_of, publish_arguments, run_arguments
-from .run import run
+from .flags import cache_of, caps_of, count, llm_arguments, llm_of, publish_arguments, run_arguments
+from .run import estimate_only, run
 
 
 def add_method_commands(commands) -> None:
@@ -50,11 +50,15 @@ def run_method(transform: type, args: argparse.Namespace) -> None:
     for option in method.options:
         value = getattr(args, option.name)
         options[option.name] = None if option.zero_means_none and value == 0 else value
-    main = transform(llm_of(args), cache=cache_of(args), **options)
+    main = transform(llm_of(args), cache=cache_of(args), **caps_of(args), **options)
+    if args.estimate:
+        return estimate_only(args, main)
     asked = [(step, getattr(args, step.flag.lstrip("-").replace("-", "_"))) for step in method.steps]
-    steps = [main] + [resolve(step.transform)(llm_of(args), cache=cache_of(args),
+    steps = [main] + [resolve(step.transform)(llm_of(args), cache=cache_of(args), **caps_of(args),
                                               **{name: getattr(main, name) for name in step.options})
                       for step, value in asked if value and step.transform]
+    for step in steps[1:]:
+        step.share_caps(main)
     dataset = run(args, steps, method.title(main) if method.title else method.name)
     for step, value in asked:
         if value and step.after:

@@ -73,6 +73,19 @@ def run(args, steps, title: str):
     return dataset
 
 
+def estimate_only(args, transform) -> None:
+    """`--estimate`: run a sample of the input and print what the whole run would take; save nothing."""
+    from ..estimation import estimate
+    from ..io import load_input
+
+    dataset = load_input(args.input, args.split)
+    if args.limit is not None:
+        dataset = dataset.select(range(min(args.limit, len(dataset))))
+    print(f"estimating {transform.method.name} over {len(dataset)} rows from {min(args.estimate_rows, len(dataset))} "
+          f"of them, with {transform.llm!r}", file=sys.stderr)
+    print("\n".join(estimate(dataset, transform, rows=args.estimate_rows).lines()))
+
+
 def _on_ray(args, dataset, step):
     if args.ray == "local":  # read by Ray when it is imported: a local cluster on 127.0.0.1 only
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -219,6 +232,11 @@ def summary(dataset, prefixes: list[str], seconds: float, run_stats=None) -> str
         lines.append(unused)
     if run_stats is not None:
         lines.append(f"this run: {run_stats.sent} requests sent, {run_stats.cached} from cache, "
-                     f"{run_stats.retries} retries")
+                     f"{run_stats.retries} retries"
+                     + (f"; cost ${run_stats.cost_microusd / 1e6:,.4f}" if run_stats.cost_microusd else ""))
+    capped = sum(1 for step in prefixes for error in dataset[f"{step}_error"] if error and error.startswith("not run:"))
+    if capped:
+        lines.append(f"{capped} rows not run: a cap was reached; what was paid is cached, so running the same command "
+                     "with --retry-failed and a higher --max-cost (or --max-requests) pays only for the rest")
     lines.append(f"time: {seconds:.1f}s")
     return "\n".join(lines)

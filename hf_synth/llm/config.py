@@ -88,6 +88,9 @@ class LLM:
     as one batch per step of the method, looked at every `batch_poll` seconds. The outputs, the request
     cache and the fingerprint are the same as online.
 
+    `prices` are US$ per million input and output tokens, for the cost shown and capped (`llm/prices.py`
+    has a dated table of common hosted models; through a batch API, half); None: the table's, if any.
+
     `max_concurrency`, `timeout` (seconds for a whole request: connecting, headers and body; a
     connection not made within half of it, 2 to 20 s, counts toward the endpoint being unreachable),
     `max_retries` and the optional `requests_per_minute` and `tokens_per_minute` budgets (for hosted
@@ -113,6 +116,7 @@ class LLM:
     structured: str | None = _field(IDENTITY, "auto")
     batch: bool = _field(TRANSPORT, False)
     batch_poll: float = _field(TRANSPORT, 30.0)
+    prices: tuple[float, float] | None = _field(TRANSPORT, None)
     replicas: tuple[str, ...] = field(init=False, default=(), compare=True, metadata={"kind": "derived"})
 
     def __post_init__(self):
@@ -141,6 +145,15 @@ class LLM:
         if self.batch and embedded:
             raise ConfigError("LLM(batch=True) sends requests through a hosted Batch API: give model= and base_url= "
                               "(the embedded model has none).")
+        if self.prices is not None:
+            try:
+                prices = tuple(float(price) for price in self.prices)
+            except (TypeError, ValueError):
+                prices = ()
+            if len(prices) != 2 or min(prices) < 0:
+                raise ConfigError(f"LLM(prices={self.prices!r}): give two prices, US$ per million input and output "
+                                  "tokens, e.g. prices=(0.15, 0.60).")
+            set_("prices", prices)
         if self.batch_poll <= 0:
             raise ConfigError(f"LLM(batch_poll={self.batch_poll}): give the seconds between looks at a batch, > 0.")
         if self.structured == "auto":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -31,6 +32,8 @@ from .local import embedded_servers
 from .batch_openai import OpenAIBatchTransport
 from .online import OnlineTransport
 from .pacing import RateBudget
+from .prices import cost, prices_of
+from .spending import Spending
 
 
 @dataclass
@@ -52,6 +55,7 @@ class _Shared:
         self.endpoints: dict[LLM, list[Endpoint]] = {}  # by LLM (its key included): one per replica
         self.caches: dict[str, RequestCache] = {}
         self.in_flight: dict[str, asyncio.Future] = {}  # by request key: identical requests share one
+        self.spendings: dict[str, Spending] = {}        # a run's caps, by the run's id
 
 
 _shared: _Shared | None = None
@@ -78,6 +82,14 @@ def endpoints(llm: LLM) -> list[Endpoint]:
         else:
             made[llm] = [Endpoint(llm, OnlineTransport(llm, url, replica), budget) for replica, url in enumerate(urls)]
     return made[llm]
+
+
+def spending(run: str, max_cost: float | None, max_requests: int | None) -> Spending:
+    """The caps of the run `run` in this process (they hold across its `map` batches)."""
+    spendings = shared().spendings
+    if run not in spendings:
+        spendings[run] = Spending(max_cost, max_requests)
+    return spendings[run]
 
 
 def forget_endpoints() -> None:
@@ -111,6 +123,7 @@ class _Route:
         self.endpoints = endpoints(llm)
         self.identity = codec.canonical(llm.identity())
         self.fields = {"model": llm.model or "embedded", **llm.sampling(), **llm.extra_body}
+        self.prices = prices_of(llm.model, llm.prices, llm.batch)  # None: unknown (a self-hosted model)
         self._constraints: dict[Shape, tuple[dict, bytes]] = {}
 
     def body(self, chat: Chat, constraint: dict | None) -> dict:
@@ -134,8 +147,9 @@ class Door:
     empty, cut, filtered — is asked for again instead of failing its row again."""
 
     def __init__(self, llms: Mapping[str, LLM], default: LLM, cache: str | os.PathLike | bool | None = True,
-                 ask_again_unusable: bool = False):
+                 ask_again_unusable: bool = False, spending: Spending | None = None):
         self._ask_again_unusable = ask_again_unusable
+        self._spending = spending
         self._shared = shared()
         self._counts = status.counts()
         self._cache = request_cache(cache)
@@ -209,11 +223,16 @@ class Door:
         if key in in_flight:
             counts.cached += 1
             return await asyncio.shield(in_flight[key])
+        body = route.body(chat, constraint)
+        reserved = self._spending.reserve(route.prices, len(codec.dumps(body)), route.llm.max_tokens) \
+            if self._spending is not None else 0.0  # (refused: the row is marked, nothing is sent)
         shared = in_flight[key] = asyncio.get_running_loop().create_future()
         shared.add_done_callback(lambda future: future.cancelled() or future.exception())  # retrieved
         counts.in_flight += 1
+        spent = 0.0
         try:
-            stored = await self._send(route, chat, constraint)
+            stored = await self._send(route, chat, body, constraint)
+            spent = cost(route.prices, stored["prompt_tokens"], stored["completion_tokens"]) if route.prices else 0.0
         except BaseException as error:
             counts.failed += isinstance(error, CallFailed)
             if isinstance(error, asyncio.CancelledError):
@@ -224,15 +243,18 @@ class Door:
         finally:
             del in_flight[key]
             counts.in_flight -= 1
+            if self._spending is not None:
+                self._spending.settle(reserved, spent)
+        counts.cost_microusd += round(spent * 1e6)
         if self._cache is not None:
             self._cache.put(key, stored)
         shared.set_result(stored)
         return stored
 
-    async def _send(self, route: _Route, chat: Chat, constraint: dict | None) -> dict:
+    async def _send(self, route: _Route, chat: Chat, body: dict, constraint: dict | None) -> dict:
         """Send to the replica with the fewest outstanding requests among those that can still serve
         this run; a replica that cannot passes the request on, until none is left."""
-        body = route.body(chat, constraint)
+        started = time.monotonic()
         while True:
             serving = [endpoint for endpoint in route.endpoints if endpoint.fatal is None] or route.endpoints[:1]
             try:
@@ -246,6 +268,7 @@ class Door:
             text = structured.read(chat.shape, route.llm.structured, text)
         counts = self._counts
         counts.sent += 1
+        counts.request_ms += round((time.monotonic() - started) * 1000)
         counts.retries += retries
         counts.prompt_tokens += completion.prompt_tokens
         counts.completion_tokens += completion.completion_tokens

@@ -12,12 +12,15 @@ import dataclasses
 import hashlib
 import inspect
 import logging
+import uuid
 from typing import Any, ClassVar, Mapping
 
 import pyarrow as pa
 
 from .. import __version__, shapes
-from ..errors import InputError
+from ..errors import ConfigError, InputError
+from ..llm.door import spending
+from ..llm.prices import TABLE_DATE, prices_of
 from ..llm import loop, structured
 from ..llm.config import LLM
 from ..method import Method, register
@@ -71,11 +74,14 @@ class MapTransform:
     sampling: ClassVar[Mapping[str, Any]] = {}  # the method's sampling defaults (its paper's)
 
     def __init__(self, llm: LLM | None = None, *, llms: Mapping[str, LLM] | None = None,
-                 cache: bool | str = True, **options):
+                 cache: bool | str = True, max_cost: float | None = None, max_requests: int | None = None,
+                 **options):
         """`llm` plays every agent (default: the embedded local model); `llms` gives some agents
         their own. `cache` is True (default folder), a folder, or False (no request cache). Sampling
-        fields an LLM leaves unset take the method's defaults (`sampling`). `options` are the method's
-        (its declaration's `options`; those not given take their defaults)."""
+        fields an LLM leaves unset take the method's defaults (`sampling`). `max_cost` (US$) and
+        `max_requests` cap what this transform sends, per process (`llm/spending.py`): a row whose next
+        request could pass a cap is marked `not run: …`. `options` are the method's (its declaration's
+        `options`; those not given take their defaults)."""
         declared = [option for option in self.method.options if option.kept]
         unknown = sorted(set(options) - {option.name for option in declared})
         if unknown:
@@ -88,6 +94,10 @@ class MapTransform:
         self.llms = {agent: each.with_defaults(**self.sampling) for agent, each in (llms or {}).items()}
         self.cache = cache
         self.retrying = False  # set by `retry_failed`: a cached reply that failed its row is asked again
+        self.max_cost, self.max_requests = max_cost, max_requests
+        self._run_id = uuid.uuid4().hex  # its caps hold across its map batches (and are not fingerprinted)
+        if max_cost is not None:
+            _check_priced([self.llm, *self.llms.values()], max_cost)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -101,6 +111,10 @@ class MapTransform:
 
     def check(self) -> None:
         """Raise `ValueError` for option values the method cannot run with."""
+
+    def share_caps(self, other: "MapTransform") -> None:
+        """Count what this transform sends against `other`'s caps (the steps of one run share them)."""
+        self.max_cost, self.max_requests, self._run_id = other.max_cost, other.max_requests, other._run_id
 
     def options(self) -> dict[str, Any]:
         """The method's options, as given (part of the fingerprint and the recipe)."""
@@ -158,7 +172,9 @@ class MapTransform:
         used = self.input_columns(names)
         batch = as_arrow(examples, lambda plain: is_batch(plain, used[0]))
         rows = batch.table.select(used).to_pylist()
-        runner = Runner(self.llms, self.llm, self.cache, ask_again_unusable=self.retrying)
+        capped = self.max_cost is not None or self.max_requests is not None
+        runner = Runner(self.llms, self.llm, self.cache, ask_again_unusable=self.retrying,
+                        spending=spending(self._run_id, self.max_cost, self.max_requests) if capped else None)
         outcomes = loop.run(runner.run([self.protocol(row) for row in rows]))
         failed = sum(o.error is not None for o in outcomes)
         run = counts()
@@ -195,6 +211,15 @@ class MapTransform:
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
         return f"{type(self).__name__}(llm={self.llm!r}, {options})"
+
+
+def _check_priced(llms, max_cost: float) -> None:
+    unpriced = sorted({llm.model or "the embedded model" for llm in llms
+                       if prices_of(llm.model, llm.prices, llm.batch) is None})
+    if unpriced:
+        raise ConfigError(f"max_cost={max_cost:g} needs the price of every model the run sends to, and "
+                          f"{', '.join(map(repr, unpriced))} has none in the price table (dated {TABLE_DATE}): pass "
+                          "LLM(prices=(IN, OUT)) in US$ per million tokens, or cap requests with max_requests=.")
 
 
 def _plain(value):
