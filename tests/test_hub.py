@@ -245,3 +245,20 @@ def test_the_sample_cards_are_what_the_script_renders_today():
         shipped = (root / "dataset_cards" / "samples" / f"{name}.md").read_text(encoding="utf-8")
         assert script.render(name) == shipped, f"{name}: run python scripts/render_sample_cards.py"
         assert "| embedded llama.cpp server |" in shipped  # says which model made it
+
+
+def test_the_cards_first_sentence_counts_what_succeeded_and_what_changed():
+    rows = datasets.Dataset.from_dict({"instruction": ["Say hi", None, "Add 2 and 2", "Name a fruit"],
+                                       "output": ["hi", "x", "4", "apple"]})
+
+    def judge(messages):  # keeps the edit of "Say hi" only
+        return prefer_edit(messages) if "Say hi" in messages[-1]["content"] else "<equal>\nsame"
+
+    out, steps = run(coevol_replies(judge), lambda llm: [CoEvolTransform(llm, max_rounds=1)], rows)
+    text = build_card(out, steps, license="mit").content
+    assert ("4 instruction samples run through **CoEvol** (Li et al., 2024) with hf_synth: 1\nresponses improved "
+            "(an edit accepted), 2 kept as they were, and\n1 rows failed") in text
+
+    seeds = datasets.Dataset.from_dict({"instruction": ["Explain tides", "   "]})
+    out, steps = run(review_replies(), lambda llm: [ReviewInstructTransform(llm, rounds=2)], seeds)
+    assert "1 multi-turn conversations grown from 2 seed instructions" in build_card(out, steps, license="mit").content

@@ -95,7 +95,7 @@ def build_card(dataset, transform=None, *, recipe: dict[str, Any] | None = None,
                                      keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
     content = environment.get_template(template).render(
         card_data=data.to_yaml(), pretty_name=data.pretty_name or f"{main.method.name} data",
-        rows=len(dataset), source=source, source_on_hub=hub,
+        rows=len(dataset), source=source, source_on_hub=hub, **_headline(dataset, main.prefix),
         source_name=Path(source).name if source else None, split=recipe["input"].get("split", split),
         limit=recipe["input"].get("limit"), license=license, license_from=license_from,
         steps=[_step(step) for step in steps], options=main.options(), version=recipe.get("hf_synth", __version__),
@@ -165,6 +165,18 @@ def _statistics(dataset, step) -> dict[str, Any]:
             "failed_share": failed / len(dataset) if len(dataset) else 0.0, "reasons": errors.most_common(5),
             "calls": sum(u["calls"] for u in usage), "prompt_tokens": sum(u["prompt_tokens"] for u in usage),
             "completion_tokens": sum(u["completion_tokens"] for u in usage)}
+
+
+def _headline(dataset, prefix: str) -> dict[str, int | None]:
+    """What the card's first sentence counts: the rows the method made something of (`succeeded`), and
+    of those, the ones it changed (`improved`: an accepted round, where the method counts rounds)."""
+    errors = dataset[f"{prefix}_error"]
+    succeeded = sum(error is None for error in errors)
+    if f"{prefix}_rounds" not in dataset.column_names:
+        return {"succeeded": succeeded, "improved": None}
+    improved = sum(1 for rounds, error in zip(dataset[f"{prefix}_rounds"], errors)
+                   if error is None and (sum(rounds) if isinstance(rounds, list) else rounds))
+    return {"succeeded": succeeded, "improved": improved}
 
 
 def _embed(report) -> str:
