@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Callable
 
 VOCABULARY = Path(__file__).parent / "data" / "smollm2_tokenizer.json.gz"
+# CoEvol counted every length with tiktoken's gpt-3.5-turbo encoding; `bpe-openai` (in the [analysis]
+# extra) ships that vocabulary, where tiktoken downloads it on first use.
+PAPER_ENCODING = "cl100k_base"
 
 
 @functools.cache
@@ -17,6 +20,17 @@ def _embedded_vocabulary():
     from tokenizers import Tokenizer
 
     return Tokenizer.from_str(gzip.decompress(VOCABULARY.read_bytes()).decode("utf-8"))
+
+
+def paper_counter() -> tuple[Callable[[str], int], str]:
+    """The counter of CoEvol's lengths (Figure 2b), and its name: gpt-3.5-turbo's encoding
+    (`cl100k_base`) when `bpe-openai` is installed, else the embedded model's vocabulary."""
+    try:
+        import bpe_openai
+    except ImportError:
+        return token_counter(), "the embedded model's vocabulary (SmolLM2; install hf_synth[analysis] for the paper's)"
+    encoding = bpe_openai.get_encoding(PAPER_ENCODING)
+    return (lambda text: len(encoding.encode(text))), f"gpt-3.5-turbo's encoding ({PAPER_ENCODING}), as the paper"
 
 
 def token_counter(tokenizer=None) -> Callable[[str], int]:

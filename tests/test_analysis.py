@@ -100,7 +100,10 @@ def test_the_default_tokenizer_works_offline():
 
 
 def test_evolving_directions_parse_each_suggestion_line_on_its_own():
-    lines = suggestion_lines(coevol_rows())
+    # Figure 3 counts what improved the data: the suggestions of accepted edits (by default)
+    assert suggestion_lines(coevol_rows()) == ["Add an example.", "Explain the reasoning.", "Add an example.",
+                                               "Explain the reasoning.", "Use simpler words.", "Provide more context."]
+    lines = suggestion_lines(coevol_rows(), accepted_only=False)
     assert lines == ["Add an example.", "Explain the reasoning.", "Add an example.", "Explain the reasoning.",
                      "Use simpler words.", "Provide more context.", "Add an example.", "Explain the reasoning.",
                      "Clarify the definition."]
@@ -113,7 +116,7 @@ def test_evolving_directions_parse_each_suggestion_line_on_its_own():
 
 
 def test_the_plots_are_valid_png_and_html(tmp_path):
-    directions = evolving_directions(suggestion_lines(coevol_rows()))
+    directions = evolving_directions(suggestion_lines(coevol_rows(), accepted_only=False))
     png, html = tmp_path / "directions.png", tmp_path / "directions.html"
     plot_directions(directions, png=png, html=html)
     image = imread(png)
@@ -154,7 +157,7 @@ def test_report_writes_every_table_and_figure_it_links(tmp_path):
     assert all(path.exists() for path in written.files)
     summary = (tmp_path / "coevol" / "summary.md").read_text()
     assert summary == written.markdown and "1 of 4 rows failed" in summary and "1 × LLM call failed" in summary
-    assert "9 suggestion lines" in summary and "5 distinct verbs, 5 distinct verb–object pairs" in summary
+    assert "6 suggestion lines" in summary and "4 distinct verbs, 4 distinct verb–object pairs" in summary  # accepted edits only (Figure 3)
     assert "![coevol_rounds](coevol_rounds.png)" in summary
     assert written.tables["coevol_lengths"].loc["all", "ratio"] == pytest.approx(14 / 9)
 
@@ -246,3 +249,16 @@ def test_the_evaluation_figure_shows_this_run_beside_a_reference(tmp_path):
     assert [patch.get_height() for patch in rate_axes.patches] == [70.0, 75.0]
     figure.savefig(tmp_path / "eval.png")
     assert imread(tmp_path / "eval.png").shape[0] > 100
+
+
+def test_coevol_lengths_are_counted_as_the_paper_counted_them():
+    """Figure 2b: tiktoken's gpt-3.5-turbo encoding (cl100k_base), shipped by bpe-openai for offline use."""
+    from hf_synth.tokens import paper_counter
+
+    count, name = paper_counter()
+    assert "cl100k_base" in name
+    # tiktoken's own examples for cl100k_base
+    assert count("tiktoken is great!") == 6 and count("hello world") == 2
+    assert count("Hello world. Hello world.") == 6 and count("") == 0
+    lengths = response_lengths(coevol_rows())
+    assert lengths[lengths["round"] == 0]["tokens"].tolist()[:3] == [count("a b"), count("a b c d"), count("a b c")]

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..conversations import normalize
 from ..errors import InputError
-from ..tokens import token_counter
+from ..tokens import paper_counter, token_counter
 from ..transforms.coevol import CoEvolTransform
 from .by_round import _named
 from .directions import suggestion_lines
@@ -91,8 +91,9 @@ def _units(dataset, original_column: str | None):
 def response_lengths(data, tokenizer=None, original_column: str | None = None) -> pd.DataFrame:
     """Token lengths per unit: `dataset`, `round` (0 = the original, r = the response as it stood
     after round r; a unit whose edit was rejected keeps its response), `tokens`. The last round of
-    each unit is also its final response. `tokenizer`: see `hf_synth.tokens.token_counter`."""
-    count = token_counter(tokenizer)
+    each unit is also its final response. `tokenizer`: see `hf_synth.tokens.token_counter`; by default
+    the paper's, gpt-3.5-turbo's encoding (`hf_synth.tokens.paper_counter`)."""
+    count = token_counter(tokenizer) if tokenizer is not None else paper_counter()[0]
     rows = []
     for name, dataset in _named(data, single="all"):
         units = list(_units(dataset, original_column))
@@ -201,6 +202,8 @@ def report_section(dataset, out, tokenizer, nlp) -> str:
     distribution = round_distribution(dataset)
     parts += [table(out, "coevol_rounds", distribution), figure(out, "coevol_rounds", plot_round_distribution(distribution))]
     parts.append("### Response length")
+    if tokenizer is None:
+        parts.append(f"Tokens counted with {paper_counter()[1]}.")
     lengths = response_lengths(dataset, tokenizer)
     parts += [table(out, "coevol_lengths", summarize_lengths(lengths)), figure(out, "coevol_lengths", plot_length_growth(lengths))]
     parts += ["### Evolving directions of the advisors' suggestions", directions_section(out, "coevol_directions", suggestion_lines(dataset),

@@ -107,13 +107,17 @@ def evolving_directions(texts: Iterable[str | None], nlp=None, batch_size: int =
 _BULLET = re.compile(r"^\s*(?:[-*•]|\(?\d+[.)]|[a-z][.)])\s+")
 
 
-def suggestion_lines(dataset) -> list[str]:
+def suggestion_lines(dataset, accepted_only: bool = True) -> list[str]:
     """CoEvol's advisor suggestions (`coevol_trace[*].suggestions`), one text per non-empty line with
-    its numbering or bullet removed: the paper parses each suggestion on its own."""
+    its numbering or bullet removed: the paper parses each suggestion on its own. Figure 3 shows "which
+    parts of the data are improved", so by default only the suggestions of rounds whose edit was
+    accepted count; `accepted_only=False` counts every suggestion made."""
     lines = []
     for trace in dataset["coevol_trace"]:
         rounds = [r for turn in trace or [] for r in (turn if isinstance(turn, list) else [turn])]
         for round_ in rounds:
+            if accepted_only and not round_.get("accepted"):
+                continue
             for line in (round_.get("suggestions") or "").splitlines():
                 line = _BULLET.sub("", line).strip()
                 if line:
