@@ -113,6 +113,14 @@ def test_gllm_pairs_teach_document_to_annotated_dialogue(docs, r2s_llm, tmp_path
     assert len(gllm_pairs(broken)) == 0
     with pytest.raises(InputError, match="gllm_pairs needs the output of R2STransform"):
         gllm_pairs(docs)
+    # the planned variant: the logic flow the chain planned, then the same turns; and a generator's reply
+    # in that form is read by the gllm strategy turn for turn
+    planned = gllm_pairs(out, planned=True)
+    assert planned[0]["dialogue"] == f"{out[0]['r2s_flow'].strip()}\n\n{pairs[0]['dialogue']}"
+    from hf_synth.methods.r2s import parse_annotated
+
+    assert [t.user for t in parse_annotated(planned[0]["dialogue"], docs[0]["text"])] == \
+        [t.user for t in parse_annotated(pairs[0]["dialogue"], docs[0]["text"])] == ["question 1", "question 2"]
 
 
 def test_r2s_command_with_evaluation_and_export(r2s_server, tmp_path):
@@ -128,3 +136,6 @@ def test_r2s_command_with_evaluation_and_export(r2s_server, tmp_path):
     assert "evaluation means: INFO 4.00 (n=4)" in result.stdout and "CR 60.00 (n=4)" in result.stdout
     lines = [json.loads(line) for line in gllm.read_text().splitlines()]
     assert len(lines) == 4 and lines[0]["messages"][2]["content"].startswith("User: question 1\nDialogue Type: Question-Answer")
+    planned = [json.loads(line) for line in (tmp_path / "gllm.planned.jsonl").read_text().splitlines()]
+    assert len(planned) == 4 and planned[0]["messages"][2]["content"].endswith(lines[0]["messages"][2]["content"])
+    assert planned[0]["messages"][2]["content"].startswith(saved[0]["r2s_flow"].strip())
