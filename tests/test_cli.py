@@ -158,3 +158,19 @@ def test_the_summary_says_why_no_response_changed(server, tmp_path):
     assert ("0 of 3 responses changed; of the 3 edits not accepted, the judge preferred the first position in both "
             "orders for 3 — a position-biased judge, from which Eq. 4 accepts no edit; try a stronger judge model "
             "(llms={'judge': ...})") in result.stdout
+
+
+def test_an_agent_gets_its_own_model_on_the_command_line(tmp_path):
+    from fake_openai import agent_of, review_replies
+
+    with FakeOpenAI(review_replies()) as fake:
+        result = hf_synth_cli("review-instruct", str(SAMPLE), "--output", str(tmp_path / "out"), "--limit", "1",
+                              "--rounds", "2", "--reviewers", "2", "--model", "m", "--base-url", fake.url,
+                              "--agent-model", "reviewer_2=qwen2-72b", "--agent-model", "chairman=big@" + fake.url)
+        assert result.returncode == 0, result.stderr
+        models = {(agent_of(body["messages"]), body["model"]) for body in fake.requests}
+        typo = hf_synth_cli("review-instruct", str(SAMPLE), "--output", str(tmp_path / "typo"), "--limit", "1",
+                            "--model", "m", "--base-url", fake.url, "--agent-model", "chairmen=big")
+    assert models == {("candidate", "m"), ("reviewer", "m"), ("reviewer", "qwen2-72b"), ("chairman", "big")}
+    assert typo.returncode == 1 and "this run has no agent 'chairmen'; its agents are candidate, chairman, reviewer" \
+        in typo.stderr

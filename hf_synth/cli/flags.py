@@ -16,6 +16,10 @@ def llm_arguments(parser: argparse.ArgumentParser, sampling: dict | None = None)
     group.add_argument("--base-url", action="append",
                        help="OpenAI-compatible base URL, e.g. http://host:8000/v1 (vLLM); repeat it for replicas "
                             "of the same model, which share the load")
+    group.add_argument("--agent-model", action="append", type=agent_model, metavar="AGENT=MODEL[@URL]",
+                       help="give one agent its own model (and endpoint; its other settings are the ones above), e.g. "
+                            "--agent-model judge=gpt-4o or --agent-model reviewer_2=qwen2-72b@http://host:8000/v1; "
+                            "'reviewer' gives every reviewer its model; repeat for several agents")
     group.add_argument("--temperature", type=float,
                        help=f"sampling temperature (default: {sampling['temperature']}, the method's)")
     group.add_argument("--top-p", type=float, help="nucleus sampling: the probability mass sampled from "
@@ -128,6 +132,21 @@ def llm_of(args) -> LLM:
                requests_per_minute=share(args.requests_per_minute), tokens_per_minute=share(args.tokens_per_minute),
                system_role=args.system_role, structured=args.structured, batch=args.batch_api,
                batch_poll=args.batch_poll, prices=getattr(args, "prices", None))
+
+
+def agent_model(text: str) -> tuple[str, str, str | None]:
+    agent, _, target = text.partition("=")
+    model, _, url = target.partition("@")
+    if not agent.strip() or not model.strip():
+        raise argparse.ArgumentTypeError(f"{text!r}: give AGENT=MODEL or AGENT=MODEL@URL, e.g. judge=gpt-4o")
+    return agent.strip(), model.strip(), url.strip() or None
+
+
+def agent_llms_of(args) -> dict[str, LLM]:
+    """The agents given their own model by `--agent-model`, each with the run's other LLM settings."""
+    base = llm_of(args)
+    return {agent: base.replace(model=model, **({"base_url": url} if url else {}))
+            for agent, model, url in getattr(args, "agent_model", None) or []}
 
 
 def caps_of(args) -> dict:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import functools
 
+from ..errors import HFSynthError
 from ..method import Option, resolve, transforms
-from .flags import cache_of, caps_of, count, llm_arguments, llm_of, publish_arguments, run_arguments
+from .flags import (agent_llms_of, cache_of, caps_of, count, llm_arguments, llm_of, publish_arguments,
+                    run_arguments)
 from .run import estimate_only, run
 
 
@@ -44,21 +46,31 @@ def _reading(option: Option) -> dict:
     return reading
 
 
+def _check_agents(args, steps) -> None:
+    """An agent named by `--agent-model` must be one of the run's (a misspelt one would go unused)."""
+    known = {agent for step in steps for agent in step.method.agents}
+    for agent, _, _ in getattr(args, "agent_model", None) or []:
+        if agent not in known and not (agent.startswith("reviewer_") and "reviewer" in known):
+            raise HFSynthError(f"--agent-model {agent}=…: this run has no agent {agent!r}; its agents are "
+                               f"{', '.join(sorted(known))}")
+
+
 def run_method(transform: type, args: argparse.Namespace) -> None:
     method = transform.method
     options = {}
     for option in method.options:
         value = getattr(args, option.name)
         options[option.name] = None if option.zero_means_none and value == 0 else value
-    main = transform(llm_of(args), cache=cache_of(args), **caps_of(args), **options)
+    main = transform(llm_of(args), llms=agent_llms_of(args), cache=cache_of(args), **caps_of(args), **options)
     if args.estimate:
         return estimate_only(args, main)
     asked = [(step, getattr(args, step.flag.lstrip("-").replace("-", "_"))) for step in method.steps]
-    steps = [main] + [resolve(step.transform)(llm_of(args), cache=cache_of(args), **caps_of(args),
+    steps = [main] + [resolve(step.transform)(llm_of(args), llms=agent_llms_of(args), cache=cache_of(args), **caps_of(args),
                                               **{name: getattr(main, name) for name in step.options})
                       for step, value in asked if value and step.transform]
     for step in steps[1:]:
         step.share_caps(main)
+    _check_agents(args, steps)
     dataset = run(args, steps, method.title(main) if method.title else method.name)
     for step, value in asked:
         if value and step.after:
