@@ -110,9 +110,9 @@ def test_the_evaluator_shape_gives_every_score_parse_scores_reads():
 
 
 def test_slots_are_bounded_so_a_small_model_cannot_run_on_inside_one():
-    assert admitted(r2s.TURN_PLAN, r2s.TURN_PLAN.render({"user": "u" * 500, "type": "Question-Answer", "search": "s",
+    assert admitted(r2s.TURN_PLAN, r2s.TURN_PLAN.render({"user": "u" * 2000, "type": "Question-Answer", "search": "s",
                                                          "find": ["f" * 300] * 5}))
-    assert not admitted(r2s.TURN_PLAN, r2s.TURN_PLAN.render({"user": "u" * 501, "type": "Question-Answer",
+    assert not admitted(r2s.TURN_PLAN, r2s.TURN_PLAN.render({"user": "u" * 2001, "type": "Question-Answer",
                                                              "search": "s", "find": ["f"]}))
     assert not admitted(r2s.TURN_PLAN, r2s.TURN_PLAN.render({"user": "u", "type": "Question-Answer", "search": "s",
                                                              "find": ["f" * 301]}))
@@ -125,8 +125,20 @@ def test_the_grammar_is_the_shape_in_gbnf():
     assert grammar.splitlines()[0] == ('root ::= "User: " line "\\nDialogue Type: " ("Question-Answer" | '
                                        '"Question-Question" | "Statement-Inquiry" | "Statement-Explanation" | '
                                        '"Opinion-Rebuttal" | "Opinion-Agreement") "\\nSearch: " line "\\nFind: " quoted')
-    assert set(grammar.splitlines()[1:]) == {'line ::= [^\\n]{1,500}', 'passage ::= "\\"" [^"\\n]{1,300} "\\""',
-                                             'quoted ::= passage (" " passage){0,4}'}
+    assert set(grammar.splitlines()[1:]) == {'line ::= [^\\n]{1,2000}', 'passage ::= "\\"" [^"\\n]{1,300} "\\""',
+                                             'quoted ::= (passage (" " passage){0,4})?'}
+
+
+def test_shapes_never_forbid_what_the_papers_allow():
+    """A shape holds a reply to its prompt's format, nothing narrower: R2S's Find may quote nothing (a turn the
+    document does not cover), its judge may score 4.5 (Figure 2), a question may run to a 300-word reply."""
+    plan = {"user": "Is it sunny on Mars?", "type": "Question-Answer", "search": "weather on Mars"}
+    assert admitted(r2s.TURN_PLAN, r2s.TURN_PLAN.render({**plan, "find": []}))
+    assert r2s.TURN_PLAN.render({**plan, "find": []}).endswith("\nFind: ")
+    scores = scores_shape(1)
+    assert "4.5" in next(slot for slot in scores.slots if isinstance(slot, Choice)).options
+    words = " ".join(["word"] * 300) + "?"
+    assert admitted(review_instruct.CHAIRMAN_QUESTION_ONLY, f"Question: {words}")
 
 
 def test_literal_text_is_matched_as_itself_in_every_grammar():
@@ -159,7 +171,7 @@ def test_the_json_schema_is_strict_and_admits_exactly_the_shapes_values(shape):
         if isinstance(slot, Choice):
             wrong.append({**valid, slot.name: "not an option"})
         if isinstance(slot, Quoted):
-            wrong += [{**valid, slot.name: []}, {**valid, slot.name: [3]},
+            wrong += [{**valid, slot.name: [3]},
                       {**valid, slot.name: ["p"] * (structured.MAX_PASSAGES + 1)}]
     assert [w for w in wrong if validator.is_valid(w)] == []
 

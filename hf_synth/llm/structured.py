@@ -8,9 +8,12 @@
   parser reads (`Shape.render`); a reply that is not such an object is passed on as it came.
 
 The grammar and the expression admit exactly the replies the shape renders, with two bounds that keep a
-small model from running on to max_tokens inside a slot: a line has at most MAX_LINE characters and a
-slot of quoted passages at most MAX_PASSAGES passages of MAX_PASSAGE characters (JSON schemas bound only
-the number of passages: OpenAI's strict mode takes no string lengths).
+small model from running on to max_tokens inside a slot: a line has at most MAX_LINE characters (room
+for a 300-word reply, the longest any method's prompt asks for) and a slot of quoted passages at most
+MAX_PASSAGES passages of MAX_PASSAGE characters (JSON schemas bound only the number of passages:
+OpenAI's strict mode takes no string lengths). A shape holds a reply to the format its prompt asks for
+and never forbids what the paper allows: a slot of quoted passages may be empty (a turn the document
+does not cover quotes nothing).
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import re
 from ..shapes import Choice, Line, Quoted, Shape, Text
 
 DIALECTS = ("llama.cpp", "vllm", "sglang", "openai")
-MAX_LINE, MAX_PASSAGE, MAX_PASSAGES = 500, 300, 5
+MAX_LINE, MAX_PASSAGE, MAX_PASSAGES = 2000, 300, 5
 
 _REGEX_SPECIAL = set(".^$*+?{}[]\\|()")
 
@@ -37,7 +40,7 @@ def _regex_literal(text: str) -> str:
 
 
 _PASSAGE = rf'"[^"\n]{{1,{MAX_PASSAGE}}}"'
-_REGEX_SLOT = {Line: rf"[^\n]{{1,{MAX_LINE}}}", Quoted: rf"{_PASSAGE}( {_PASSAGE}){{0,{MAX_PASSAGES - 1}}}",
+_REGEX_SLOT = {Line: rf"[^\n]{{1,{MAX_LINE}}}", Quoted: rf"({_PASSAGE}( {_PASSAGE}){{0,{MAX_PASSAGES - 1}}})?",
                Text: r"[\s\S]*"}
 
 
@@ -50,7 +53,7 @@ def _gbnf_literal(text: str) -> str:
 
 
 _GBNF_SLOT = {Line: "line", Quoted: "quoted", Text: "text"}
-_GBNF_RULES = {"line": rf"[^\n]{{1,{MAX_LINE}}}", "quoted": rf'passage (" " passage){{0,{MAX_PASSAGES - 1}}}',
+_GBNF_RULES = {"line": rf"[^\n]{{1,{MAX_LINE}}}", "quoted": rf'(passage (" " passage){{0,{MAX_PASSAGES - 1}}})?',
                "passage": rf'"\"" [^"\n]{{1,{MAX_PASSAGE}}} "\""', "text": r"[^\x00]*"}
 
 
@@ -66,7 +69,7 @@ def json_schema(shape: Shape) -> dict:
         if isinstance(part, Choice):
             return {"type": "string", "enum": list(part.options)}
         if isinstance(part, Quoted):
-            return {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": MAX_PASSAGES}
+            return {"type": "array", "items": {"type": "string"}, "minItems": 0, "maxItems": MAX_PASSAGES}
         return {"type": "string"}
 
     names = [part.name for part in shape.slots]

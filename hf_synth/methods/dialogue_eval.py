@@ -76,7 +76,7 @@ def scores_shape(num_turns: int) -> Shape:
     """What the evaluator is asked to write (prompts.EVALUATE), and what `parse_scores` reads."""
     def scores(prefix: str, metrics) -> list:
         return [part for i, m in enumerate(metrics)
-                for part in (f"{' ' * (i > 0)}{_LABELS[m]}=", Choice(f"{prefix}{m}", numbers(1, 5)))]
+                for part in (f"{' ' * (i > 0)}{_LABELS[m]}=", Choice(f"{prefix}{m}", numbers(1, 5, 0.5)))]
 
     turns = [part for n in range(1, num_turns + 1) for part in (f"Turn {n}: ", *scores(f"turn_{n}_", TURN_METRICS), "\n")]
     return Shape("dialogue_scores", *turns, "Dialogue: ", *scores("", DIALOGUE_METRICS), " CR=",
