@@ -70,6 +70,7 @@ class FakeOpenAI(LoopbackServer):
         self.reply_headers: Callable[[int], dict] | None = None  # extra headers of the n-th reply (from 0)
         self.violations: list[tuple[str, str]] = []  # (dialect, reply) that broke the request's constraint
         self.in_flight = self.peak_in_flight = 0
+        self.reasoning_tokens = 0  # reported in usage.completion_tokens_details when > 0
         self._random = None
         self._lock = threading.Lock()
         super().__init__()
@@ -183,6 +184,8 @@ class FakeOpenAI(LoopbackServer):
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": words(text),
                       "total_tokens": prompt_tokens + words(text)},
         }
+        if self.reasoning_tokens:
+            completion["usage"]["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
         if fault == "no_choices":
             del completion["choices"]
         if fault == "dict_content":

@@ -107,3 +107,25 @@ def test_the_command_caps_the_cost_says_how_to_go_on_and_estimates(tmp_path):
         assert estimated.returncode == 0, estimated.stderr
     assert "estimate for 30 rows, from 5 run now" in estimated.stdout and "requests: " in estimated.stdout
     assert "through a batch API" in estimated.stdout and not (tmp_path / "est").exists()
+
+
+def test_each_row_says_what_it_cost_when_first_paid_and_its_reasoning_tokens(tmp_path):
+    data = rows(6)
+    with FakeOpenAI(coevol_replies(varied_judge)) as server:
+        server.reasoning_tokens = 4
+        llm = LLM(model="m", base_url=server.url, prices=PRICES)
+        out = data.map(CoEvolTransform(llm, max_rounds=2, cache=str(tmp_path / "c")), batched=True)
+        usage = out["coevol_usage"]
+        assert sum(u["cost"] for u in usage) == pytest.approx(paid(server))        # the rows' costs add up
+        assert [u["reasoning_tokens"] for u in usage] == [4 * u["calls"] for u in usage]
+        server.requests.clear()
+        # again from the request cache, through a batch API at half the price: nothing is paid this run, and
+        # each row still says what it cost when it was first paid
+        again = data.map(CoEvolTransform(LLM(model="m", base_url=server.url, prices=PRICES, batch=True),
+                                         max_rounds=2, cache=str(tmp_path / "c")), batched=True)
+        assert server.requests == [] and server.batches == {}
+        assert [u["cost"] for u in again["coevol_usage"]] == pytest.approx([u["cost"] for u in usage])
+        # a model without a price (self-hosted): tokens only
+        unpriced = rows(1).map(CoEvolTransform(LLM(model="local-model", base_url=server.url), max_rounds=1),
+                               batched=True)
+    assert unpriced["coevol_usage"][0]["cost"] is None and unpriced["coevol_usage"][0]["calls"] > 0

@@ -273,7 +273,8 @@ def test_prompt_and_completion_tokens_are_counted_in_their_fields(server):
     prompt = sum(len(m["content"].split()) for m in server.requests[0]["messages"])
     completion = len(out["coevol_output"][0].split())
     assert prompt > 20 and completion == 2  # "draft [edited]": the two can't be swapped unnoticed
-    assert out["coevol_usage"] == [{"calls": 1, "prompt_tokens": prompt, "completion_tokens": completion}]
+    assert out["coevol_usage"] == [{"calls": 1, "prompt_tokens": prompt, "completion_tokens": completion,
+                                    "reasoning_tokens": 0, "cost": None}]  # (no price known for "m")
 
 
 # -- models without a system role (CoEvol Appendix A.2)

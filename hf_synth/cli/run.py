@@ -225,8 +225,12 @@ def summary(dataset, prefixes: list[str], seconds: float, run_stats=None) -> str
     calls = sum(u["calls"] for u in usage)
     prompt = sum(u["prompt_tokens"] for u in usage)
     completion = sum(u["completion_tokens"] for u in usage)
+    reasoning = sum(u.get("reasoning_tokens") or 0 for u in usage)
+    costs = [u["cost"] for u in usage if u.get("cost") is not None]
     # every call the rows needed, served or cached; "this run" says what was sent
-    lines.append(f"calls: {calls} ({prompt} prompt + {completion} completion tokens)")
+    lines.append(f"calls: {calls} ({prompt} prompt + {completion} completion tokens"
+                 + (f", {reasoning} of them reasoning" if reasoning else "")
+                 + (f"; ${sum(costs):,.4f} when first paid" if costs else "") + ")")
     unused = replies.describe(replies.unreadable_replies(dataset))
     if unused:
         lines.append(unused)

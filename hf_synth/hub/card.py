@@ -164,7 +164,14 @@ def _statistics(dataset, step) -> dict[str, Any]:
     return {"step": type(step).__name__, "prefix": prefix, "rows": len(dataset), "failed": failed,
             "failed_share": failed / len(dataset) if len(dataset) else 0.0, "reasons": errors.most_common(5),
             "calls": sum(u["calls"] for u in usage), "prompt_tokens": sum(u["prompt_tokens"] for u in usage),
-            "completion_tokens": sum(u["completion_tokens"] for u in usage)}
+            "completion_tokens": sum(u["completion_tokens"] for u in usage),
+            "reasoning_tokens": sum(u.get("reasoning_tokens") or 0 for u in usage),
+            "cost": _total(u.get("cost") for u in usage)}
+
+
+def _total(costs) -> float | None:
+    known = [cost for cost in costs if cost is not None]
+    return sum(known) if known else None
 
 
 def _headline(dataset, prefix: str) -> dict[str, int | None]:

@@ -38,15 +38,19 @@ from .spending import Spending
 
 @dataclass
 class Usage:
-    """The work a row needed: completions and their tokens (the same whether served or cached)."""
+    """The work a row needed: completions, their tokens (reasoning tokens counted apart, where the
+    endpoint reports them) and what they cost when they were first paid (the same whether served or
+    cached; None when no call's price is known)."""
 
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost: float | None = None
 
     def as_dict(self) -> dict:
-        return {"calls": self.calls, "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens}
+        return {"calls": self.calls, "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "reasoning_tokens": self.reasoning_tokens, "cost": self.cost}
 
 
 class _Shared:
@@ -212,6 +216,14 @@ class Door:
         usage.calls += 1
         usage.prompt_tokens += stored["prompt_tokens"]
         usage.completion_tokens += stored["completion_tokens"]
+        usage.reasoning_tokens += stored.get("reasoning_tokens", 0)
+        paid = stored.get("cost")  # (what it cost when it was first paid; older cache entries: at today's prices)
+        if not isinstance(paid, (int, float)):
+            paid = None
+        if paid is None and route.prices:
+            paid = cost(route.prices, stored["prompt_tokens"], stored["completion_tokens"])
+        if paid is not None:
+            usage.cost = (usage.cost or 0.0) + paid
         problem = unusable(stored, route.llm.max_tokens, chat.whole, chat.agent)
         if problem:
             raise CallFailed(problem)
@@ -232,7 +244,9 @@ class Door:
         spent = 0.0
         try:
             stored = await self._send(route, chat, body, constraint)
-            spent = cost(route.prices, stored["prompt_tokens"], stored["completion_tokens"]) if route.prices else 0.0
+            if route.prices:
+                stored["cost"] = cost(route.prices, stored["prompt_tokens"], stored["completion_tokens"])
+            spent = stored.get("cost") or 0.0
         except BaseException as error:
             counts.failed += isinstance(error, CallFailed)
             if isinstance(error, asyncio.CancelledError):
@@ -272,5 +286,8 @@ class Door:
         counts.retries += retries
         counts.prompt_tokens += completion.prompt_tokens
         counts.completion_tokens += completion.completion_tokens
-        return {"text": text, "finish_reason": completion.finish_reason,
-                "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens}
+        stored = {"text": text, "finish_reason": completion.finish_reason,
+                  "prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens}
+        if completion.reasoning_tokens:
+            stored["reasoning_tokens"] = completion.reasoning_tokens
+        return stored

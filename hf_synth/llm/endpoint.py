@@ -22,7 +22,7 @@ import time
 
 from ..errors import CallFailed, EndpointError
 from .config import LLM, without_credentials
-from .failures import (ENDPOINT, RUN, ConnectionFailed, NotACompletion, StatusError, TransportFailure, classify, describe,
+from .failures import (ENDPOINT, RUN, NotACompletion, StatusError, TransportFailure, classify, describe,
                        refuses_constraint, retry_after)
 from .pacing import AdaptiveLimit, Breaker, RateBudget, RetryBudget
 from .transport import Completion, Transport

@@ -75,6 +75,7 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     headroom: Headroom | None = None  # what the endpoint said is left of its rate limits
+    reasoning_tokens: int = 0         # of the completion tokens, those a reasoning model spent thinking
 
 
 class Transport(Protocol):
@@ -94,9 +95,11 @@ def parse_completion(response) -> Completion:
     usage = response.get("usage") or {}
     if not isinstance(usage, dict):
         usage = {}
+    details = usage.get("completion_tokens_details") or {}
     return Completion(text=reply_text(content), finish_reason=choice.get("finish_reason"),
                       prompt_tokens=_count(usage.get("prompt_tokens")),
-                      completion_tokens=_count(usage.get("completion_tokens")))
+                      completion_tokens=_count(usage.get("completion_tokens")),
+                      reasoning_tokens=_count(details.get("reasoning_tokens")) if isinstance(details, dict) else 0)
 
 
 def _count(value) -> int:

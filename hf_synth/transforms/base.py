@@ -31,7 +31,11 @@ from .batches import Batch, as_arrow
 
 logger = logging.getLogger(__name__)
 
-USAGE = pa.struct([("calls", pa.int64()), ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64())])
+USAGE = pa.struct([("calls", pa.int64()), ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()),
+                   ("reasoning_tokens", pa.int64()), ("cost", pa.float64())])
+# The version of the columns every transform adds: part of the fingerprint, so that `datasets` never hands
+# back a map made before a column changed (2: `*_usage` gained `reasoning_tokens` and `cost`).
+COLUMNS_VERSION = 2
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 
 
@@ -146,7 +150,8 @@ class MapTransform:
             modules += [shapes, structured]  # how replies are held to their shape changes them
         for module in modules:
             code.update(inspect.getsource(module).encode())
-        return {"transform": type(self).__qualname__, "hf_synth": __version__, "code": code.hexdigest(),
+        return {"transform": type(self).__qualname__, "hf_synth": __version__, "columns": COLUMNS_VERSION,
+                "code": code.hexdigest(),
                 "options": self.options(), "llm": self.llm.identity(),
                 "llms": {agent: llm.identity() for agent, llm in sorted(self.llms.items())}}
 
