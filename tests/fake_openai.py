@@ -93,6 +93,9 @@ class FakeOpenAI(LoopbackServer):
         app.router.add_get("/v1/batches", self._list_batches)
         app.router.add_get("/v1/batches/{id}", self._batch)
         app.router.add_post("/v1/batches/{id}/cancel", self._cancel_batch)
+        app.router.add_post("/v1/messages/batches", self._create_message_batch)
+        app.router.add_get("/v1/messages/batches/{id}", self._message_batch)
+        app.router.add_get("/v1/messages/batches/{id}/results", self._message_batch_results)
 
     def inject(self, rate: float, kinds: list, seed: int = 0) -> None:
         """From now on, each request gets one of `kinds` (uniformly) with probability `rate`."""
@@ -319,6 +322,68 @@ class FakeOpenAI(LoopbackServer):
         if batch["status"] == "in_progress":
             await self._finish(request, batch, ended="cancelled")
         return web.json_response(batch)
+
+
+    # -- Anthropic's Message Batches (same faults: batch_fault_for, batch_create_faults, hold_batches)
+    def _message_batch_object(self, batch: dict) -> dict:
+        return {"id": batch["id"], "type": "message_batch", "processing_status": batch["processing_status"],
+                "request_counts": batch["request_counts"], "created_at": batch["created_at"],
+                "expires_at": batch["created_at"], "ended_at": None, "archived_at": None, "cancel_initiated_at": None,
+                "results_url": batch["results_url"]}
+
+    async def _create_message_batch(self, request: web.Request):
+        if request.headers.get("x-api-key") != (self.api_key or request.headers.get("x-api-key")):
+            return web.json_response({"type": "error", "error": {"type": "authentication_error",
+                                                                 "message": "invalid x-api-key"}}, status=401)
+        if self.batch_create_faults:
+            return web.json_response({"type": "error", "error": {"type": "rate_limit_error", "message": "busy"}},
+                                     status=self.batch_create_faults.pop(0))
+        params = await request.json()
+        batch_id = f"msgbatch_{len(self.batches) + 1}"
+        counts = {"processing": len(params["requests"]), "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
+        self.batches[batch_id] = {"id": batch_id, "processing_status": "in_progress", "request_counts": counts,
+                                  "created_at": "2026-12-03T00:00:00Z", "results_url": None,
+                                  "requests": params["requests"], "results": None}
+        self._made = {**getattr(self, "_made", {}), batch_id: time.monotonic()}
+        return web.json_response(self._message_batch_object(self.batches[batch_id]))
+
+    async def _message_batch(self, request: web.Request):
+        batch = self.batches[request.match_info["id"]]
+        if batch["processing_status"] == "in_progress" and not self.hold_batches and \
+                time.monotonic() - self._made[batch["id"]] >= self.batch_latency:
+            index, results = list(self.batches).index(batch["id"]), []
+            for line in batch["requests"]:
+                shaped = line["params"]
+                messages = ([{"role": "system", "content": shaped["system"]}] if "system" in shaped else []) + \
+                    shaped["messages"]
+                body = {"model": shaped["model"], "messages": messages, "max_tokens": shaped["max_tokens"]}
+                fault = self.batch_fault_for(body, index) if self.batch_fault_for else None
+                if fault == "expire":
+                    result = {"type": "expired"}
+                elif isinstance(fault, int):
+                    kind = {400: "invalid_request_error", 529: "overloaded_error"}.get(fault, "api_error")
+                    result = {"type": "errored", "error": {"type": "error", "error": {"type": kind, "message": "injected"}}}
+                else:
+                    self.batch_requests.append(body)
+                    text = self.reply(messages)
+                    result = {"type": "succeeded", "message": {
+                        "id": "msg", "type": "message", "role": "assistant", "model": shaped["model"],
+                        "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+                        "usage": {"input_tokens": sum(words(m["content"]) for m in messages),
+                                  "output_tokens": words(text)}}}
+                results.append({"custom_id": line["custom_id"], "result": result})
+            batch["results"] = results
+            batch["processing_status"] = "ended"
+            for kind in ("succeeded", "errored", "canceled", "expired"):
+                batch["request_counts"][kind] = sum(r["result"]["type"] == kind for r in results)
+            batch["request_counts"]["processing"] = 0
+            batch["results_url"] = str(request.url.with_path(f"/v1/messages/batches/{batch['id']}/results"))
+        return web.json_response(self._message_batch_object(batch))
+
+    async def _message_batch_results(self, request: web.Request):
+        batch = self.batches[request.match_info["id"]]
+        return web.Response(body="".join(json.dumps(r) + "\n" for r in batch["results"]).encode(),
+                            content_type="application/x-jsonl")
 
 
 async def trickle(request: web.Request, payload: bytes, headers_too: bool, gap: float):

@@ -197,3 +197,37 @@ def test_the_command_line_switch_sends_every_request_by_batch_and_says_so(tmp_pa
     assert fake.requests == [] and len(fake.batch_requests) == calls and f"{calls} requests sent" in result.stdout
     assert datasets.load_from_disk(str(out))["coevol_error"] == [None] * 3
     assert "batch batch_1: 3 requests sent to http://127.0.0.1:" in result.stderr and "batch batch_1 completed" in result.stderr
+
+
+def test_anthropic_message_batches_give_the_online_outputs_one_batch_per_step(tmp_path):
+    """The second dialect: requests in the batch itself, the system prompt apart, results as content blocks;
+    an expired request is sent again, an errored one fails its row alone."""
+    replies = coevol_replies(prefer_edit)
+    with FakeOpenAI(replies) as fake:
+        online = ROWS.map(CoEvolTransform(LLM(model="fake-model", base_url=fake.url), max_rounds=2,
+                                          cache=str(tmp_path / "online")), batched=True)
+        needed = len(fake.requests)
+        fake.requests.clear()
+        expired = set()
+
+        def fault(body, index):
+            text = body["messages"][-1]["content"]
+            if "Say 5" in text and index == 0:
+                return 400
+            if index == 1 and text not in expired:
+                expired.add(text)
+                return "expire"
+            return None
+
+        fake.batch_fault_for = fault
+        llm = LLM(model="fake-model", base_url=fake.url, batch="anthropic", batch_poll=0.02, api_key="sk-ant-test-000000")
+        out = ROWS.map(CoEvolTransform(llm, max_rounds=2, cache=str(tmp_path / "anthropic")), batched=True)
+    assert fake.requests == []
+    assert out["coevol_output"][:5] == online["coevol_output"][:5] and out["coevol_error"][:5] == [None] * 5
+    assert "HTTP 400: invalid_request_error" in out["coevol_error"][5]
+    sent = [line["params"] for batch in fake.batches.values() for line in batch["requests"]]
+    assert all(p["system"] and all(m["role"] != "system" for m in p["messages"]) and p["max_tokens"] == 1000
+               for p in sent)                                     # the system prompt apart, as Anthropic takes it
+    paid = [json.dumps(body, sort_keys=True) for body in fake.batch_requests]
+    assert len(paid) == len(set(paid)) == needed - needed // 6   # five rows' requests, each paid once
+    assert len(fake.batches) == 10 + 1                            # the steps, and one for the expired requests

@@ -304,7 +304,7 @@ def test_settings_rebuild_the_llm_without_its_key():
     url, other = "http://127.0.0.1:9/v1", "http://127.0.0.1:10/v1"
     chosen = dict(model="m", temperature=0.3, top_p=0.5, max_tokens=77, seed=4, max_concurrency=3, timeout=9.0,
                   max_retries=2, extra_body={"top_k": 5}, requests_per_minute=60, tokens_per_minute=1000,
-                  api_key_env="OTHER_KEY", system_role=False, structured="vllm", batch=True, batch_poll=5.0,
+                  api_key_env="OTHER_KEY", system_role=False, structured="vllm", batch="openai", batch_poll=5.0,
                   prices=(0.15, 0.6))
     one = LLM(base_url=url, api_key="sk-only-here-0000000000", **chosen)
     assert one.settings() == {**chosen, "base_url": url}

@@ -34,10 +34,10 @@ def llm_arguments(parser: argparse.ArgumentParser, sampling: dict | None = None)
                        help="hold the replies a method parses (verdicts, labelled fields, scores) to their shape by "
                             "the endpoint's constrained decoding, in its dialect; auto: llama.cpp for the embedded "
                             "model, none otherwise (docs/structured.md)")
-    group.add_argument("--batch-api", action="store_true",
-                       help="send the requests through the endpoint's Batch API (OpenAI's protocol): half the price, "
-                            "done within 24 hours; one batch per step of the method, resumed by running the same "
-                            "command again (docs/batch.md)")
+    group.add_argument("--batch-api", nargs="?", const="openai", choices=("openai", "anthropic"),
+                       help="send the requests through the endpoint's Batch API, OpenAI's protocol (the default) or "
+                            "Anthropic's Message Batches: half the price, done within 24 hours; one batch per step of "
+                            "the method, resumed by running the same command again (docs/batch.md)")
     group.add_argument("--batch-poll", type=float, default=30.0, metavar="SECONDS",
                        help="with --batch-api: how often to look at a batch in flight (less often while it runs long)")
     group.add_argument("--max-concurrency", type=int, default=64,
@@ -130,7 +130,7 @@ def llm_of(args) -> LLM:
                temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed,
                max_concurrency=share(args.max_concurrency), timeout=args.timeout, max_retries=args.max_retries,
                requests_per_minute=share(args.requests_per_minute), tokens_per_minute=share(args.tokens_per_minute),
-               system_role=args.system_role, structured=args.structured, batch=args.batch_api,
+               system_role=args.system_role, structured=args.structured, batch=args.batch_api or False,
                batch_poll=args.batch_poll, prices=getattr(args, "prices", None))
 
 

@@ -114,8 +114,8 @@ class OpenAIBatchTransport:
             if entry is None or entry.batch_id is None:
                 entry, batch = await self._created(entry, chunk)
             else:
-                batch = await self._call(self._api().batches.retrieve(entry.batch_id))
-            self._in_flight(batch.id, (len(chunk), int(batch.created_at or time.time())))
+                batch = await self._retrieve(entry.batch_id)
+            self._in_flight(batch.id, (len(chunk), self._made_at(batch)))
             try:
                 batch = await self._ended(batch)
             finally:
@@ -127,7 +127,7 @@ class OpenAIBatchTransport:
         self._collected.add(entry.id)
         # completions first: their rows' success is seen before any failure of the same batch
         for key in sorted(chunk, key=lambda key: not isinstance(results.get(key), Completion)):
-            outcome = results.get(key) or NotReturned(f"batch {batch.id} ended {batch.status}")
+            outcome = results.get(key) or NotReturned(f"batch {batch.id} ended {self._status(batch)}")
             for future in chunk[key][1]:
                 if not future.done():
                     (future.set_result if isinstance(outcome, Completion) else future.set_exception)(outcome)
@@ -145,8 +145,7 @@ class OpenAIBatchTransport:
 
     async def _created(self, entry: Entry | None, chunk: dict) -> tuple[Entry, object]:
         """The batch of `entry` (a journaled one whose batch was perhaps never named), or of a new entry
-        for `chunk`: journaled before anything is uploaded, and again at each step."""
-        client = self._api()
+        for `chunk`: journaled before anything is sent, and again at each step."""
         if entry is not None:
             found = await self._find(entry)
             if found is not None:
@@ -154,16 +153,9 @@ class OpenAIBatchTransport:
         else:
             entry = Entry(endpoint=self.where, custom_ids=list(chunk))
             self.journal.write(entry)
-        if entry.input_file_id is None:
-            lines = b"".join(_line(key, body) for key, (body, _) in chunk.items())
-            uploaded = await self._call(client.files.create(file=("requests.jsonl", lines), purpose="batch"))
-            entry.input_file_id = uploaded.id
-            self.journal.write(entry)
         while True:
             try:
-                batch = await self._call(client.batches.create(
-                    input_file_id=entry.input_file_id, endpoint=ROUTE, completion_window="24h",
-                    metadata={"hf_synth_journal": entry.id}))
+                batch = await self._create(entry, chunk)
                 break
             except StatusError as error:
                 if error.status != 429:  # (429: the API's queue of batch tokens is full for now)
@@ -175,6 +167,17 @@ class OpenAIBatchTransport:
         self.journal.write(entry)
         logger.info("batch %s: %d requests sent to %s", batch.id, len(chunk), self.where)
         return entry, batch
+
+    async def _create(self, entry: Entry, chunk: dict):
+        """Upload `chunk` as the input file (once: the journal keeps its id) and create its batch."""
+        client = self._api()
+        if entry.input_file_id is None:
+            lines = b"".join(_line(key, body) for key, (body, _) in chunk.items())
+            uploaded = await self._call(client.files.create(file=("requests.jsonl", lines), purpose="batch"))
+            entry.input_file_id = uploaded.id
+            self.journal.write(entry)
+        return await self._call(client.batches.create(input_file_id=entry.input_file_id, endpoint=ROUTE,
+                                                      completion_window="24h", metadata={"hf_synth_journal": entry.id}))
 
     async def _find(self, entry: Entry):
         """The batch created for `entry` by a run stopped before it could journal the batch's id."""
@@ -189,23 +192,42 @@ class OpenAIBatchTransport:
         """`batch` once it has ended, asked every `batch_poll` seconds, less often while it is long in
         progress (up to ten times the interval)."""
         interval, started, missed = self.llm.batch_poll, time.monotonic(), 0
-        while batch.status not in ENDED:
+        while not self._has_ended(batch):
             await asyncio.sleep(interval)
             interval = min(interval * 1.25, self.llm.batch_poll * 10)
             try:
-                batch = await self._call(self._api().batches.retrieve(batch.id))
+                batch = await self._retrieve(batch.id)
                 missed = 0
             except TransportFailure as error:  # a look that failed costs no request a retry: look again
                 missed += 1
                 if missed >= MISSED_LOOKS or classify(error).blame != ENDPOINT:
                     raise
                 logger.info("could not look at batch %s (%s); looking again", batch.id, error)
-        logger.info("batch %s %s after %.0f s", batch.id, batch.status, time.monotonic() - started)
-        if batch.status == "failed":
-            reasons = "; ".join(f"{error.code}: {error.message}" + (f" (line {error.line})" if error.line else "")
-                                for error in (batch.errors.data if batch.errors else []) or [])
-            raise EndpointError(f"The Batch API of {self.where} refused batch {batch.id}: {reasons or 'no reason given'}.")
+        logger.info("batch %s %s after %.0f s", batch.id, self._status(batch), time.monotonic() - started)
+        refused = self._refused(batch)
+        if refused is not None:
+            raise EndpointError(f"The Batch API of {self.where} refused batch {batch.id}: {refused or 'no reason given'}.")
         return batch
+
+    # -- what differs between dialects (Anthropic's: batch_anthropic.py)
+    async def _retrieve(self, batch_id: str):
+        return await self._call(self._api().batches.retrieve(batch_id))
+
+    def _has_ended(self, batch) -> bool:
+        return batch.status in ENDED
+
+    def _status(self, batch) -> str:
+        return batch.status
+
+    def _made_at(self, batch) -> int:
+        return int(batch.created_at or time.time())
+
+    def _refused(self, batch) -> str | None:
+        """Why the API refused `batch` (failed validation), or None."""
+        if batch.status != "failed":
+            return None
+        return "; ".join(f"{error.code}: {error.message}" + (f" (line {error.line})" if error.line else "")
+                         for error in (batch.errors.data if batch.errors else []) or [])
 
     async def _results(self, batch) -> dict[str, Completion | TransportFailure]:
         results: dict[str, Completion | TransportFailure] = {}

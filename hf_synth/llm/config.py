@@ -23,6 +23,7 @@ from .structured import DIALECTS
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 IDENTITY, SAMPLING, TRANSPORT = "identity", "sampling", "transport"
+BATCH_DIALECTS = ("openai", "anthropic")
 # What a sampling field left unset takes when no method states its own (CoEvol's, Appendix B).
 GENERIC_SAMPLING = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 1000}
 
@@ -83,9 +84,11 @@ class LLM:
     `system_role=False` is for models without a system role (CoEvol Appendix A.2, e.g. Mixtral): each
     request's system prompt is put in front of its first user turn instead.
 
-    `batch=True` sends the requests through the endpoint's Batch API (OpenAI's protocol: half the price,
-    within 24 hours; docs/batch.md) instead of one by one: the requests the rows are waiting on go out
-    as one batch per step of the method, looked at every `batch_poll` seconds. The outputs, the request
+    `batch=True` (or ``"openai"``) sends the requests through the endpoint's Batch API (OpenAI's
+    protocol: half the price, within 24 hours; docs/batch.md) instead of one by one; ``"anthropic"``
+    through Anthropic's Message Batches (base_url https://api.anthropic.com, the `[anthropic]` extra):
+    the requests the rows are waiting on go out as one batch per step of the method, looked at every
+    `batch_poll` seconds. The outputs, the request
     cache and the fingerprint are the same as online.
 
     `prices` are US$ per million input and output tokens, for the cost shown and capped (`llm/prices.py`
@@ -114,7 +117,7 @@ class LLM:
     api_key_env: str = field(default="OPENAI_API_KEY", metadata={"kind": TRANSPORT})
     system_role: bool = _field(IDENTITY, True)
     structured: str | None = _field(IDENTITY, "auto")
-    batch: bool = _field(TRANSPORT, False)
+    batch: bool | str = _field(TRANSPORT, False)
     batch_poll: float = _field(TRANSPORT, 30.0)
     prices: tuple[float, float] | None = _field(TRANSPORT, None)
     replicas: tuple[str, ...] = field(init=False, default=(), compare=True, metadata={"kind": "derived"})
@@ -142,6 +145,14 @@ class LLM:
         if self.structured not in (None, "auto", *DIALECTS):
             raise ConfigError(f"LLM(structured={self.structured!r}): give one of {', '.join(map(repr, DIALECTS))}, "
                               "or None to leave replies unconstrained.")
+        if self.batch not in (False, True, *BATCH_DIALECTS):
+            raise ConfigError(f"LLM(batch={self.batch!r}): give True (the OpenAI Batch API's protocol), "
+                              f"{' or '.join(map(repr, BATCH_DIALECTS))}, or False.")
+        if self.batch is True:
+            set_("batch", "openai")
+        if self.batch == "anthropic" and self.structured not in (None, "auto"):
+            raise ConfigError("LLM(batch='anthropic') holds no reply to a shape (Anthropic's API constrains no "
+                              "decoding): leave structured= unset.")
         if self.batch and embedded:
             raise ConfigError("LLM(batch=True) sends requests through a hosted Batch API: give model= and base_url= "
                               "(the embedded model has none).")

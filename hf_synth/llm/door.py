@@ -29,6 +29,7 @@ from .config import LLM
 from .endpoint import Endpoint
 from .failures import unusable
 from .local import embedded_servers
+from .batch_anthropic import AnthropicBatchTransport
 from .batch_openai import OpenAIBatchTransport
 from .online import OnlineTransport
 from .pacing import RateBudget
@@ -82,7 +83,8 @@ def endpoints(llm: LLM) -> list[Endpoint]:
                   if llm.requests_per_minute or llm.tokens_per_minute else None)
         urls = llm.replicas or [None] * embedded_servers()  # the embedded model runs one server per core
         if llm.batch:
-            made[llm] = [Endpoint(llm, OpenAIBatchTransport(llm, url)) for url in urls]
+            batches = AnthropicBatchTransport if llm.batch == "anthropic" else OpenAIBatchTransport
+            made[llm] = [Endpoint(llm, batches(llm, url)) for url in urls]
         else:
             made[llm] = [Endpoint(llm, OnlineTransport(llm, url, replica), budget) for replica, url in enumerate(urls)]
     return made[llm]
