@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -174,7 +175,9 @@ def show(total: int | None = None, *, prices: tuple[float, float] | None = None,
     prices = prices_of(model, prices, batch)
     stream = stream or sys.stderr
     live = Live()
-    folder = tempfile.mkdtemp(prefix="hf_synth_status_")
+    _remove_abandoned()
+    folder = tempfile.mkdtemp(prefix=FOLDER_PREFIX)
+    Path(folder, OWNER).write_text(str(os.getpid()))
     previous = os.environ.get(FOLDER_VARIABLE)
     os.environ[FOLDER_VARIABLE] = folder
     this_process().report_to(folder)  # this process's rows, when it runs them itself
@@ -197,9 +200,26 @@ def show(total: int | None = None, *, prices: tuple[float, float] | None = None,
             os.environ.pop(FOLDER_VARIABLE, None)
         else:
             os.environ[FOLDER_VARIABLE] = previous
-        import shutil
-
         shutil.rmtree(folder, ignore_errors=True)
+
+
+FOLDER_PREFIX, OWNER = "hf_synth_status_", "owner.pid"
+
+
+def _remove_abandoned() -> None:
+    """Remove the status folders of runs that were killed before they could (SIGKILL, a machine
+    stopped): ours by their name and owner file, whose process is gone."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
+        try:
+            owner = int((folder / OWNER).read_text())
+        except (OSError, ValueError):
+            continue  # not one of ours, or one being made: left alone
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            continue  # alive (another user's process): left alone
 
 
 def _display(folder, total, prices, every, log_every, stream, stop, started, failed) -> None:

@@ -89,3 +89,35 @@ def test_without_a_terminal_or_logging_set_up_the_status_is_written_to_stderr(se
     result = subprocess.run([sys.executable, "-c", SCRIPT, server.url], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "hf_synth: rows 2/2 | requests 2 sent, 0 cached, 0 in flight" in result.stderr
+
+
+def test_a_killed_runs_status_folder_is_removed_by_the_next_run(tmp_path, monkeypatch):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    from test_cli import SAMPLE
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    with FakeOpenAI(coevol_replies(prefer_edit), latency=0.5) as slow:
+        run = subprocess.Popen([sys.executable, "-m", "hf_synth.cli", "coevol", str(SAMPLE), "--output",
+                                str(tmp_path / "out"), "--model", "m", "--base-url", slow.url],
+                               env={**os.environ, "TMPDIR": str(scratch)}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while not slow.requests and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+    left = list(scratch.glob("hf_synth_status_*"))
+    assert len(left) == 1                                   # a SIGKILL leaves no chance to clean up
+    unrelated = scratch / "hf_synth_status_not_ours"        # (no owner file: not ours to remove)
+    unrelated.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    with status.show(total=1, stream=io.StringIO()):
+        assert len(list(scratch.glob("hf_synth_status_*"))) == 2   # this run's own, and the unrelated one
+    assert not left[0].exists() and unrelated.exists()
