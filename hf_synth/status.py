@@ -31,6 +31,7 @@ logger = logging.getLogger("hf_synth.status")
 
 FOLDER_VARIABLE = "HF_SYNTH_STATUS_DIR"  # inherited by forked and spawned workers
 WRITE_EVERY = 0.5
+OLDEST_SHOWN = 10.0  # seconds a request has been in flight before the status line gives its age
 
 
 
@@ -53,12 +54,13 @@ class RunStats:
     batches: int = 0          # batches in flight (the batch API)
     batch_requests: int = 0   # the requests they carry
     batch_since: int = 0      # when the oldest of them was made (Unix seconds; 0: none in flight)
+    request_since: int = 0    # when the oldest request in flight was sent (Unix seconds; 0: none)
 
     def add(self, other: dict) -> None:
         for f in fields(self):
             value = int(other.get(f.name, 0))
-            if f.name == "batch_since":  # (the oldest, not a sum)
-                self.batch_since = min(filter(None, (self.batch_since, value)), default=0)
+            if f.name in ("batch_since", "request_since"):  # (the oldest, not a sum)
+                setattr(self, f.name, min(filter(None, (getattr(self, f.name), value)), default=0))
             else:
                 setattr(self, f.name, getattr(self, f.name) + value)
 
@@ -139,7 +141,10 @@ def line(counts: RunStats, seconds: float, total: int | None = None, prices: tup
     flight, 4 retries | tokens 1.2M in, 310k out | 14.2 req/s | left ~2m40s | $0.37`."""
     parts = [f"rows {counts.rows}" + (f"/{total}" if total else "") + (f" ({counts.rows_failed} failed)"
                                                                         if counts.rows_failed else "")]
-    parts.append(f"requests {counts.sent} sent, {counts.cached} cached, {counts.in_flight} in flight, "
+    # the oldest request's age, once it is worth saying: a slow endpoint, not a hung run
+    waited = time.time() - counts.request_since if counts.in_flight and counts.request_since else 0
+    oldest = f" (the oldest waiting {_duration(waited)})" if waited >= OLDEST_SHOWN else ""
+    parts.append(f"requests {counts.sent} sent, {counts.cached} cached, {counts.in_flight} in flight{oldest}, "
                  f"{counts.retries} retries" + (f", {counts.failed} failed" if counts.failed else ""))
     if counts.batches:
         parts.append(f"batches {counts.batches} in flight ({counts.batch_requests} requests), oldest made "

@@ -121,3 +121,31 @@ def test_a_killed_runs_status_folder_is_removed_by_the_next_run(tmp_path, monkey
     with status.show(total=1, stream=io.StringIO()):
         assert len(list(scratch.glob("hf_synth_status_*"))) == 2   # this run's own, and the unrelated one
     assert not left[0].exists() and unrelated.exists()
+
+
+def test_a_slow_request_is_shown_waiting_so_the_run_never_looks_hung():
+    import time
+
+    counts = status.RunStats(rows=0, sent=0, in_flight=3, request_since=int(time.time()) - 95)
+    assert "3 in flight (the oldest waiting 1m3" in status.line(counts, 100.0, total=10)
+    counts.request_since = int(time.time())   # a request just sent: nothing to say yet
+    assert "3 in flight," in status.line(counts, 100.0, total=10)
+    # the door keeps the oldest request's time while requests are in flight, and clears it after
+    with FakeOpenAI(coevol_replies(prefer_edit)) as server:
+        server.fault_for = lambda body: ("sleep", 1.0)
+        seen = []
+        done = threading.Event()
+
+        def watch():
+            while not done.is_set():
+                seen.append(status.counts().request_since if status.counts().in_flight else None)
+                time.sleep(0.01)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        started = time.time()
+        rows(2).map(CoEvolTransform(LLM(model="m", base_url=server.url), mode="edit", max_rounds=1), batched=True)
+        done.set()
+        watcher.join()
+    assert any(since and started - 1 <= since <= time.time() for since in seen)
+    assert status.counts().in_flight == 0 and status.counts().request_since == 0

@@ -61,6 +61,7 @@ class _Shared:
         self.caches: dict[str, RequestCache] = {}
         self.in_flight: dict[str, asyncio.Future] = {}  # by request key: identical requests share one
         self.spendings: dict[str, Spending] = {}        # a run's caps, by the run's id
+        self.sent_at: dict[str, float] = {}             # requests in flight, oldest first: when they were sent
 
 
 _shared: _Shared | None = None
@@ -243,6 +244,9 @@ class Door:
         shared = in_flight[key] = asyncio.get_running_loop().create_future()
         shared.add_done_callback(lambda future: future.cancelled() or future.exception())  # retrieved
         counts.in_flight += 1
+        sent_at = self._shared.sent_at
+        sent_at[key] = time.time()
+        counts.request_since = int(next(iter(sent_at.values())))
         spent = 0.0
         try:
             stored = await self._send(route, chat, body, constraint)
@@ -259,6 +263,8 @@ class Door:
         finally:
             del in_flight[key]
             counts.in_flight -= 1
+            del sent_at[key]
+            counts.request_since = int(next(iter(sent_at.values()), 0))
             if self._spending is not None:
                 self._spending.settle(reserved, spent)
         counts.cost_microusd += round(spent * 1e6)
