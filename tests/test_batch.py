@@ -231,3 +231,12 @@ def test_anthropic_message_batches_give_the_online_outputs_one_batch_per_step(tm
     paid = [json.dumps(body, sort_keys=True) for body in fake.batch_requests]
     assert len(paid) == len(set(paid)) == needed - needed // 6   # five rows' requests, each paid once
     assert len(fake.batches) == 10 + 1                            # the steps, and one for the expired requests
+
+
+def test_a_wrong_key_stops_an_anthropic_batch_run_in_one_sentence(tmp_path):
+    with FakeOpenAI(coevol_replies(prefer_edit), api_key="sk-ant-right-0000000") as fake:
+        llm = LLM(model="fake-model", base_url=fake.url, batch="anthropic", batch_poll=0.02,
+                  api_key="sk-ant-wrong-0000000")
+        with pytest.raises(EndpointError, match=r"rejected the API key \(401\)") as stopped:
+            ROWS.map(CoEvolTransform(llm, max_rounds=1), batched=True)
+    assert "sk-ant-wrong" not in str(stopped.value) and fake.batches == {}

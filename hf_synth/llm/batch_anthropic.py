@@ -16,7 +16,7 @@ import time
 from ..errors import EndpointError
 
 from .batch_openai import OpenAIBatchTransport
-from .failures import ConnectionFailed, NotReturned, RequestTimedOut, StatusError, TransportFailure
+from .failures import NotReturned, StatusError, TransportFailure
 from .journal import Entry
 from .transport import Completion
 
@@ -41,6 +41,8 @@ def params(body: dict) -> dict:
 class AnthropicBatchTransport(OpenAIBatchTransport):
     """Sends one LLM's requests to `base_url`'s Message Batches API (https://api.anthropic.com)."""
 
+    CLIENT = "anthropic"
+
     def __init__(self, llm, base_url: str):
         if importlib.util.find_spec("anthropic") is None:
             raise EndpointError("LLM(batch='anthropic') sends through the anthropic client: "
@@ -56,18 +58,6 @@ class AnthropicBatchTransport(OpenAIBatchTransport):
                                                     base_url=self.base_url.rstrip("/").removesuffix("/v1"),
                                                     timeout=self.llm.timeout, max_retries=0)
         return self._client
-
-    async def _call(self, request):
-        import anthropic
-
-        try:
-            return await request
-        except anthropic.APIStatusError as error:
-            raise StatusError(error.status_code, str(getattr(error, "message", error)), error.response.headers) from None
-        except anthropic.APITimeoutError:
-            raise RequestTimedOut() from None
-        except anthropic.APIConnectionError as error:
-            raise ConnectionFailed(type(error.__cause__ or error).__name__) from error
 
     async def _create(self, entry: Entry, chunk: dict):
         requests = [{"custom_id": key, "params": params(body)} for key, (body, _) in chunk.items()]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 import logging
 import time
 
@@ -54,6 +55,7 @@ class OpenAIBatchTransport:
     """Sends one LLM's requests to `base_url`'s Batch API."""
 
     paced = False  # the API queues what it is given: no concurrency limit, no pause before a retry
+    CLIENT = "openai"  # the package whose client speaks this dialect
 
     def __init__(self, llm: LLM, base_url: str):
         self.llm = llm
@@ -251,16 +253,16 @@ class OpenAIBatchTransport:
         return self._client
 
     async def _call(self, request):
-        """Await an `openai` call, its failures told in `failures.py`'s terms."""
-        import openai
-
+        """Await a call of the dialect's client, its failures told in `failures.py`'s terms (the
+        `openai` and `anthropic` clients raise errors of the same names)."""
+        sdk = importlib.import_module(self.CLIENT)
         try:
             return await request
-        except openai.APIStatusError as error:
+        except sdk.APIStatusError as error:
             raise StatusError(error.status_code, error_message(error.response.content), error.response.headers) from None
-        except openai.APITimeoutError:
+        except sdk.APITimeoutError:
             raise RequestTimedOut() from None
-        except openai.APIConnectionError as error:
+        except sdk.APIConnectionError as error:
             raise ConnectionFailed(type(error.__cause__ or error).__name__) from error
 
     async def close(self) -> None:
