@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from . import status
+from .status import duration, short
 from .llm.prices import BATCH_DISCOUNT, cost, prices_of
 
 Z = 1.96  # the range is the 95% interval of the mean, scaled to the dataset
@@ -23,7 +24,7 @@ class Projection:
     high: float
 
     def __str__(self) -> str:
-        return f"{_short(self.expected)} ({_short(self.low)}–{_short(self.high)})"
+        return f"{short(round(self.expected))} ({short(round(self.low))}–{short(round(self.high))})"
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Estimate:
         else:
             said.append("cost: unknown (no price for this model: pass --prices IN,OUT)")
         if self.seconds is not None:
-            said.append(f"time: about {_duration(self.seconds)} online at this concurrency")
+            said.append(f"time: about {duration(self.seconds)} online at this concurrency")
         if self.failed:
             said.append(f"{self.failed} of the {self.sample} sample rows failed: see their errors before the run")
         return said
@@ -95,15 +96,3 @@ def _project(values: list[float], rows: int) -> Projection:
     mean = statistics.fmean(values) if values else 0.0
     half = Z * statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
     return Projection(mean * rows, max(0.0, mean - half) * rows, (mean + half) * rows)
-
-
-def _short(value: float) -> str:
-    for unit, size in (("M", 1e6), ("k", 1e3)):
-        if value >= size:
-            return f"{value / size:.1f}{unit}"
-    return f"{value:.0f}"
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"

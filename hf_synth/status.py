@@ -143,17 +143,17 @@ def line(counts: RunStats, seconds: float, total: int | None = None, prices: tup
                                                                         if counts.rows_failed else "")]
     # the oldest request's age, once it is worth saying: a slow endpoint, not a hung run
     waited = time.time() - counts.request_since if counts.in_flight and counts.request_since else 0
-    oldest = f" (the oldest waiting {_duration(waited)})" if waited >= OLDEST_SHOWN else ""
+    oldest = f" (the oldest waiting {duration(waited)})" if waited >= OLDEST_SHOWN else ""
     parts.append(f"requests {counts.sent} sent, {counts.cached} cached, {counts.in_flight} in flight{oldest}, "
                  f"{counts.retries} retries" + (f", {counts.failed} failed" if counts.failed else ""))
     if counts.batches:
         parts.append(f"batches {counts.batches} in flight ({counts.batch_requests} requests), oldest made "
-                     f"{_duration(max(0.0, time.time() - counts.batch_since))} ago")
-    parts.append(f"tokens {_short(counts.prompt_tokens)} in, {_short(counts.completion_tokens)} out")
+                     f"{duration(max(0.0, time.time() - counts.batch_since))} ago")
+    parts.append(f"tokens {short(counts.prompt_tokens)} in, {short(counts.completion_tokens)} out")
     if seconds > 0:
         parts.append(f"{counts.sent / seconds:.1f} req/s")
     if total and counts.rows and counts.rows < total:
-        parts.append(f"left ~{_duration(seconds * (total - counts.rows) / counts.rows)}")
+        parts.append(f"left ~{duration(seconds * (total - counts.rows) / counts.rows)}")
     if counts.cost_microusd or prices:
         cost = counts.cost_microusd / 1e6 if counts.cost_microusd else \
             (counts.prompt_tokens * prices[0] + counts.completion_tokens * prices[1]) / 1e6
@@ -265,11 +265,13 @@ def _in_notebook() -> bool:
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 
-def _short(n: int) -> str:
+def short(n: int) -> str:
+    """A count in few characters: 950, 12k, 1.2M."""
     return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e4 else str(n)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """Seconds as 45s, 2m40s or 1h05m."""
     seconds = int(seconds)
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else \
         f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
