@@ -5,7 +5,8 @@ across `num_proc` workers (an SDK exception that cannot be unpickled makes `Data
     ├── ConfigError             an LLM, transform or option made wrongly (refused when it is made)
     ├── InputError              the dataset lacks what the transform needs (e.g. a column)
     ├── EndpointError           the endpoint cannot serve this run (unreachable, key rejected, ...)
-    └── CacheError              the request cache cannot be opened or written
+    ├── CacheError              the request cache cannot be opened or written
+    └── WorkerDied              a `num_proc` worker process was killed (datasets' RuntimeError, said plainly)
 
     RowFailure                  one row fails: it is marked in <prefix>_error and the run goes on
     ├── CallFailed              one of its LLM calls failed for good, or its reply was unusable
@@ -33,6 +34,28 @@ class InputError(HFSynthError, ValueError):
 
 class CacheError(HFSynthError):
     """The request cache cannot be opened or written (a read-only folder, a path that is a file)."""
+
+
+class WorkerDied(HFSynthError):
+    """A `num_proc` worker process died under `Dataset.map` (killed from outside, or by the system for
+    lack of memory)."""
+
+
+def as_what_happened(exc: BaseException) -> BaseException:
+    """What `Dataset.map` with `num_proc` raised, as what happened: the pool's TimeoutError it raises
+    while handling a KeyboardInterrupt (it waits 0.05 s for the interrupted workers) is that
+    KeyboardInterrupt, and its RuntimeError for a worker that died is a `WorkerDied`. Anything else is
+    itself."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return seen
+        seen = seen.__context__
+    if type(exc) is RuntimeError and str(exc).startswith("One of the subprocesses has abruptly died"):
+        return WorkerDied("A num_proc worker process died (killed from outside, or by the system for lack of "
+                          "memory): completed requests are cached, so running the same job again resumes it "
+                          "(with a smaller num_proc if memory is short).")
+    return exc
 
 
 class RowFailure(Exception):

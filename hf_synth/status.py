@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+from .errors import as_what_happened
 from .llm.prices import prices_of
 
 logger = logging.getLogger("hf_synth.status")
@@ -176,7 +177,9 @@ def show(total: int | None = None, *, prices: tuple[float, float] | None = None,
     a log line every `log_every` seconds otherwise. `total` is the rows expected (several steps: their
     sum); the cost shown is what the requests sent cost at their LLMs' prices, else at `prices` (US$ per
     million input and output tokens; default: the price table's for `model`; with `batch`, at half).
-    Yields a `Live` whose `counts` hold every process's totals once the block ends."""
+    Yields a `Live` whose `counts` hold every process's totals once the block ends. Ctrl-C under
+    `num_proc` comes out of the block as a KeyboardInterrupt and a killed worker as a `WorkerDied`
+    (`errors.as_what_happened`), not as the pool errors `Dataset.map` raises for them."""
     prices = prices_of(model, prices, batch)
     stream = stream or sys.stderr
     live = Live()
@@ -193,9 +196,12 @@ def show(total: int | None = None, *, prices: tuple[float, float] | None = None,
     thread.start()
     try:
         yield live
-    except BaseException:
+    except BaseException as exc:
         failed.set()  # the error is what the user needs to read, not a last status line above it
-        raise
+        plain = as_what_happened(exc)
+        if plain is exc:
+            raise
+        raise plain from None
     finally:
         stop.set()
         thread.join(5)

@@ -511,6 +511,60 @@ def test_interrupting_a_num_proc_run_stops_it_once_and_leaves_no_worker(tmp_path
     assert alive == []
 
 
+PYTHON_CTRL_C = """
+import os, signal, sys, threading, time
+import datasets
+from fake_openai import FakeOpenAI, coevol_replies, prefer_edit
+from hf_synth import LLM, CoEvolTransform, status
+with FakeOpenAI(coevol_replies(prefer_edit), latency=0.5) as server:
+    ds = datasets.Dataset.from_dict({"instruction": [f"task {i}" for i in range(200)], "output": ["a"] * 200})
+    def ctrl_c_once_both_workers_send():
+        while len(server.requests) < 4:
+            time.sleep(0.1)
+        os.killpg(0, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    threading.Thread(target=ctrl_c_once_both_workers_send, daemon=True).start()
+    try:
+        with status.show(stream=open(os.devnull, "w")):
+            ds.map(CoEvolTransform(LLM(model="m", base_url=server.url, max_concurrency=8), cache=False),
+                   batched=True, num_proc=2)
+    except BaseException as exc:
+        print(type(exc).__name__)
+"""
+
+
+def test_ctrl_c_on_a_num_proc_map_in_python_is_a_keyboard_interrupt(tmp_path):
+    # datasets raises its pool's TimeoutError while it handles the interrupt; the status block says what happened
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(__file__), "HF_DATASETS_CACHE": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", PYTHON_CTRL_C], capture_output=True, text=True, env=env,
+                            timeout=300, start_new_session=True)
+    assert result.stdout.strip() == "KeyboardInterrupt", result.stderr[-3000:]
+
+
+def test_a_num_proc_worker_killed_mid_run_is_one_sentence(tmp_path):
+    import signal
+    import time
+
+    import psutil
+
+    with FakeOpenAI(coevol_replies(prefer_edit), latency=0.5) as server:
+        rows(200).to_json(tmp_path / "in.jsonl")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hf_synth.cli", "coevol", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "o"),
+             "--model", "m", "--base-url", server.url, "--num-proc", "2", "--max-concurrency", "8"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        while len(server.requests) < 4 and process.poll() is None:
+            time.sleep(0.1)
+        pool = [child for child in psutil.Process(process.pid).children()
+                if "resource_tracker" not in " ".join(child.cmdline())]
+        senders = [child for child in pool if child.net_connections(kind="tcp")]  # not datasets' manager process
+        senders[0].send_signal(signal.SIGKILL)  # as the kernel's out-of-memory killer does
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stderr
+    assert stderr.strip().splitlines()[-1].startswith("error: A num_proc worker process died"), stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert not (tmp_path / "o").exists()
+
+
 def test_mixed_sharegpt_and_openai_conversations_in_one_column(server):
     conversations = [[{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}],
                      [{"role": "user", "content": "hey"}, {"role": "assistant", "content": "hey there"}]]

@@ -10,7 +10,7 @@ import signal
 import sys
 
 from .. import __version__
-from ..errors import HFSynthError
+from ..errors import HFSynthError, as_what_happened
 from . import commands as commands_
 from .flags import key_and_cache_arguments, llm_arguments, publish_arguments
 from .methods import add_method_commands
@@ -111,16 +111,6 @@ def _interrupt_main_process_only(main_pid: int):
     return handler
 
 
-def _interrupted(exc: BaseException | None) -> bool:
-    """Whether `exc` is, or was raised while handling, a KeyboardInterrupt: `Dataset.map` with
-    `num_proc` replaces it with a pool TimeoutError as it waits for its workers."""
-    while exc is not None:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        exc = exc.__context__
-    return False
-
-
 _VALUE = r"(\.\.\.|\[\.\.\.\]|'[^']*'|\"[^\"]*\")?"
 _PYTHON_ADVICE = re.compile(rf"LLM\(([a-z_]+)={_VALUE}\)|\b([a-z_]+)={_VALUE}(?![\w\[]|\.\w)")
 
@@ -165,14 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         args.run(args)
-    except HFSynthError as exc:
-        print(f"error: {in_cli_terms(str(exc), parser)}", file=sys.stderr)
-        return 1
-    except BaseException as exc:
-        if not _interrupted(exc):
-            raise
-        print("interrupted: completed requests are cached; run the same command again to resume", file=sys.stderr)
-        return 130
+    except BaseException as raised:
+        exc = as_what_happened(raised)  # (Dataset.map's pool errors, as what happened)
+        if isinstance(exc, HFSynthError):
+            print(f"error: {in_cli_terms(str(exc), parser)}", file=sys.stderr)
+            return 1
+        if isinstance(exc, KeyboardInterrupt):
+            print("interrupted: completed requests are cached; run the same command again to resume",
+                  file=sys.stderr)
+            return 130
+        raise
     finally:
         for sig, action in previous.items():
             signal.signal(sig, action)
