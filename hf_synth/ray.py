@@ -48,11 +48,13 @@ ACTOR_CPUS = 0.5
 BATCH_SIZE = 64
 
 
-@ray.remote(num_cpus=0)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class _Keys:
     """Holds the job's keys in memory and hands them to its actors. (Ray Data keeps an actor pool's
     constructor arguments in the object store, which spills to disk under memory pressure; a small
-    reply to a call is not stored there.)"""
+    reply to a call is not stored there.) If it dies, Ray starts it again from its creation task (whose
+    small arguments the control store keeps in memory), and a worker restarted meanwhile waits for it
+    rather than failing the job."""
 
     def __init__(self, keys: dict[str, str]):
         self.keys = keys
@@ -114,7 +116,8 @@ def map_batches(dataset, transform: MapTransform, *, actors: int = ACTORS, batch
     shared, keys = for_actors(transform, actors)
     return dataset.map_batches(_Worker, fn_constructor_args=(shared, _Keys.remote(keys), checkpoint),
                                batch_format="pyarrow",
-                               batch_size=batch_size, concurrency=actors, num_cpus=num_cpus)
+                               batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=actors),
+                               num_cpus=num_cpus)
 
 
 def from_datasets(dataset, rows_per_block: int):

@@ -43,6 +43,8 @@ def test_errors_name_the_flags_not_the_python_arguments(server, tmp_path):
     line = error_line(result)
     assert "pass --instruction-column, --response-column (and --input-column) to name yours" in line
     assert "_column=" not in line
+    assert result.stderr.strip().splitlines() == [line]  # said before the run's banner, bars or status
+    assert server.requests == []
 
     guarded = FakeOpenAI(api_key="sk-right").start()
     try:

@@ -196,16 +196,42 @@ def test_the_cli_runs_a_method_on_a_local_cluster(fake, tmp_path):
     assert len(list((tmp_path / "batches").rglob("*.arrow"))) >= 1
 
 
-def actor_pids() -> list[int]:
-    """Processes of the actors that run a transform (Ray names them after the UDF)."""
+def test_a_wrong_key_under_the_cli_on_a_local_cluster_is_one_sentence(tmp_path):
+    import subprocess
+    import sys
+
+    sample = Path(hf_synth.__file__).parent / "data" / "alpaca_sample.jsonl"
+    ray_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    try:
+        with FakeOpenAI(coevol_replies(prefer_edit), api_key="the-right-key") as server:
+            result = subprocess.run(
+                [sys.executable, "-m", "hf_synth.cli", "coevol", str(sample), "--limit", "4", "--model", "m",
+                 "--base-url", server.url, "--api-key-env", "WRONG_KEY", "--output", str(tmp_path / "out"),
+                 "--ray", "local"], capture_output=True, text=True, timeout=300,
+                env={**os.environ, "RAY_TMPDIR": ray_dir, "WRONG_KEY": "a-wrong-key"})
+    finally:
+        shutil.rmtree(ray_dir, ignore_errors=True)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and lines[-1].startswith(f"error: {server.url.rstrip('/')} rejected the API key")
+    # the run's banner, at most one line of Ray's core, and the sentence: not Ray's progress, warnings
+    # and logged copy of the actor's traceback
+    assert len(lines) <= 3 and "Traceback" not in result.stderr, result.stderr
+
+
+def processes_named(marker: bytes) -> list[int]:
     pids = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and b"MapBatches(_Worker)" in (proc / "cmdline").read_bytes():
+            if proc.name.isdigit() and marker in (proc / "cmdline").read_bytes():
                 pids.append(int(proc.name))
         except OSError:
             continue
     return pids
+
+
+def actor_pids() -> list[int]:
+    """Processes of the actors that run a transform (Ray names them after the UDF)."""
+    return processes_named(b"MapBatches(_Worker)")
 
 
 def test_an_actor_killed_mid_job_costs_only_its_requests_in_flight(cluster):
@@ -230,6 +256,31 @@ def test_an_actor_killed_mid_job_costs_only_its_requests_in_flight(cluster):
         assert killed and arrow(out).column("coevol_error").to_pylist() == [None] * 12
         # 96 requests for the job; the killed actor had at most 2 in flight (its half of 4), sent again
         assert 96 <= len(server.requests) <= 96 + 2, len(server.requests)
+
+
+def test_the_job_outlives_its_keys_actor_and_a_worker_restarted_after_it(cluster):
+    import signal
+    import threading
+
+    killed = []
+
+    def kill_the_keys_then_an_actor(body):
+        with lock:
+            if len(server.requests) == 30 and not killed:
+                keys = processes_named(b"ray::_Keys")
+                assert keys, "no keys actor found"
+                os.kill(keys[0], signal.SIGKILL)
+                killed.append(keys[0])
+                os.kill(actor_pids()[0], signal.SIGKILL)  # restarted: asks for the keys again
+        return None
+
+    lock = threading.Lock()
+    key = "sk-keys-actor-" + "q" * 24
+    with FakeOpenAI(coevol_replies(prefer_edit), latency=0.05, api_key=key) as server:
+        server.fault_for = kill_the_keys_then_an_actor
+        llm = LLM(model="fake-model", base_url=server.url, api_key=key, max_concurrency=4)
+        out = run(ROWS, CoEvolTransform(llm, max_rounds=1), actors=2, batch_size=3)
+        assert killed and arrow(out).column("coevol_error").to_pylist() == [None] * 12
 
 
 def test_a_checkpoint_makes_a_rerun_free_on_any_node_and_follows_the_fingerprint(cluster, fake, tmp_path):

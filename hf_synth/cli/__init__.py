@@ -9,6 +9,8 @@ import re
 import signal
 import sys
 
+import datasets
+
 from .. import __version__
 from ..errors import HFSynthError, as_what_happened
 from . import commands as commands_
@@ -151,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _log_status_lines()
+    datasets.disable_progress_bars()  # the live status is the progress: not a bar per load, map and save
     handler = _interrupt_main_process_only(os.getpid())
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

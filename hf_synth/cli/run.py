@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import sys
@@ -32,6 +33,8 @@ def run(args, steps, title: str):
     dataset = load_input(args.input, args.split)
     if args.limit is not None:
         dataset = dataset.select(range(min(args.limit, len(dataset))))
+    if len(dataset):
+        steps[0].input_columns(dataset.column_names)  # a missing column is said before the run starts
     print(f"{title} over {len(dataset)} rows with {steps[0].llm!r}", file=sys.stderr)
     retrying = getattr(args, "retry_failed", False)
     if retrying:
@@ -93,6 +96,7 @@ def _on_ray(args, dataset, step):
         from .. import ray as on_ray
     except ImportError:
         raise HFSynthError('--ray needs Ray: pip install "hf_synth[ray]"') from None
+    _quiet_ray()
     on_ray.connect(args.ray)
     return on_ray.to_datasets(on_ray.run(dataset, step, actors=args.ray_actors, batch_size=args.batch_size,
                                          checkpoint=args.ray_checkpoint))
@@ -244,3 +248,19 @@ def summary(dataset, prefixes: list[str], seconds: float, run_stats=None) -> str
                      "with --retry-failed and a higher --max-cost (or --max-requests) pays only for the rest")
     lines.append(f"time: {seconds:.1f}s")
     return "\n".join(lines)
+
+
+def _quiet_ray() -> None:
+    """The CLI's run has its own status line and one-sentence errors: Ray's progress lines, its
+    warnings and its logged copy of an actor's exception would only bury them. (Ray's log files keep
+    everything; an error that is not ours is still raised with its traceback.)"""
+    import warnings
+
+    import ray.data
+
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")  # its core's stderr lines, read at ray.init
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore", module=r"ray(\.|$)")
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = context.print_on_execution_start = False
