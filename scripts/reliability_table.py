@@ -4,6 +4,7 @@ happened and how long it took.
 
     python scripts/reliability_table.py
 """
+import json
 import logging
 import os
 import sqlite3
@@ -221,6 +222,64 @@ def retry(server):
                 f"retry_failed: {outcome(fixed)} with {len(server.requests) - sent} requests")
 
 
+def uneven_turn_keys(server):
+    turns = [[{"role": "user", "content": "hi", "weight": 0}, {"role": "assistant", "content": "hello", "weight": 1}],
+             [{"role": "system", "content": "Be brief.", "name": "rules"}, {"role": "user", "content": "why?"},
+              {"role": "assistant", "content": "because"}],
+             [{"from": "human", "value": "x?"}, {"from": "gpt", "value": "y", "weight": 1}]] * 10
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "chats.jsonl"
+        path.write_text("".join(json.dumps({"messages": t}) + "\n" for t in turns))
+        chats = datasets.load_dataset("json", data_files=str(path), split="train")
+        out = chats.map(edit(LLM(model="m", base_url=server.url)), batched=True)
+    return f"{outcome(out)}; {len(server.requests)} requests (10 copies of 3 conversations: 3 distinct requests)"
+
+
+def cli_error(*args) -> str:
+    result = subprocess.run([sys.executable, "-m", "hf_synth.cli", *args], capture_output=True, text=True, timeout=300)
+    lines = result.stderr.strip().splitlines()
+    return f"exit {result.returncode}, {len(lines)} line(s) on stderr: `{lines[-1][:110]}…`"
+
+
+def latin1_byte(server):
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder) / "latin.jsonl"
+        data.write_bytes(b'{"instruction": "fine", "output": "x"}\n{"instruction": "caf\xe9", "output": "y"}\n')
+        said = cli_error("coevol", str(data), "--output", str(Path(folder) / "out"), "--model", "m",
+                         "--base-url", server.url)
+    return f"{said.replace(folder, '…')}; {len(server.requests)} requests"
+
+
+def empty_split(server):
+    from hf_synth.io import load_input
+
+    features = datasets.Features({"instruction": datasets.Value("string"), "output": datasets.Value("string")})
+    with tempfile.TemporaryDirectory() as folder:
+        datasets.DatasetDict({"train": rows(2).cast(features), "test": rows(0).cast(features)}).save_to_disk(folder)
+        return f"train: {len(load_input(folder, 'train'))} rows; test: {len(load_input(folder, 'test'))} rows, typed"
+
+
+def killed_worker(server):
+    import signal
+
+    import psutil
+
+    server.latency = 0.5
+    with tempfile.TemporaryDirectory() as folder:
+        rows(200).to_json(Path(folder) / "in.jsonl")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hf_synth.cli", "coevol", str(Path(folder) / "in.jsonl"), "--output",
+             str(Path(folder) / "o"), "--model", "m", "--base-url", server.url, "--num-proc", "2"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while len(server.requests) < 4:
+            time.sleep(0.1)
+        senders = [child for child in psutil.Process(process.pid).children() if child.net_connections(kind="tcp")]
+        senders[0].send_signal(signal.SIGKILL)
+        _, stderr = process.communicate(timeout=120)
+    lines = stderr.strip().splitlines()
+    return f"exit {process.returncode}, {len(lines)} line(s) on stderr: `{lines[-1][:80]}…`"
+
+
 SCENARIOS = [
     ("128 rows, the last 18 beyond the context (400), batches of 16, run twice", bad_rows),
     ("an outage (every request 503), then a run whose first 12 rows are over-long", window),
@@ -242,6 +301,12 @@ SCENARIOS = [
     ("HF_SYNTH_CACHE pointing at a file", cache_is_a_file),
     ("10 identical rows in one batch, CoEvol full mode, 1 round", identical),
     ("2 of 10 rows failed by a lasting 500, then the endpoint recovers", retry),
+    ("30 conversations whose turns carry uneven keys (a weight, a name, ShareGPT and OpenAI turns mixed)",
+     uneven_turn_keys),
+    ("a JSONL with one Latin-1 byte, through the CLI", latin1_byte),
+    ("a saved DatasetDict with an empty split", empty_split),
+    ("every reply's body is not UTF-8, 4 rows", no_protocol("not_utf8")),
+    ("a num_proc=2 worker killed (SIGKILL) mid-run, through the CLI", killed_worker),
 ]
 
 
