@@ -87,6 +87,7 @@ class Runner:
             outcome.error = f"{type(exc).__name__}: {exc}"
         self._counts.rows += 1
         self._counts.rows_failed += outcome.error is not None
+        self._counts.rows_paid += outcome.usage.waited > 0
         return outcome
 
     async def _ask_all(self, chats: list[Chat], usage: Usage) -> list[Reply]:

@@ -43,6 +43,7 @@ class RunStats:
 
     rows: int = 0
     rows_failed: int = 0
+    rows_paid: int = 0        # rows that waited on at least one request (not all served from the cache)
     sent: int = 0
     cached: int = 0
     in_flight: int = 0
@@ -138,14 +139,14 @@ def read(folder: str) -> RunStats:
 
 
 def line(counts: RunStats, seconds: float, total: int | None = None, prices: tuple[float, float] | None = None) -> str:
-    """The status in one line, e.g. `rows 120/500 (3 failed) | requests 840 sent, 96 cached, 32 in
+    """The status in one line, e.g. `rows 120/500 (3 failed) | requests 840 answered, 96 cached, 32 in
     flight, 4 retries | tokens 1.2M in, 310k out | 14.2 req/s | left ~2m40s | $0.37`."""
     parts = [f"rows {counts.rows}" + (f"/{total}" if total else "") + (f" ({counts.rows_failed} failed)"
                                                                         if counts.rows_failed else "")]
     # the oldest request's age, once it is worth saying: a slow endpoint, not a hung run
     waited = time.time() - counts.request_since if counts.in_flight and counts.request_since else 0
     oldest = f" (the oldest waiting {duration(waited)})" if waited >= OLDEST_SHOWN else ""
-    parts.append(f"requests {counts.sent} sent, {counts.cached} cached, {counts.in_flight} in flight{oldest}, "
+    parts.append(f"requests {counts.sent} answered, {counts.cached} cached, {counts.in_flight} in flight{oldest}, "
                  f"{counts.retries} retries" + (f", {counts.failed} failed" if counts.failed else ""))
     if counts.batches:
         parts.append(f"batches {counts.batches} in flight ({counts.batch_requests} requests), oldest made "
@@ -153,12 +154,15 @@ def line(counts: RunStats, seconds: float, total: int | None = None, prices: tup
     parts.append(f"tokens {short(counts.prompt_tokens)} in, {short(counts.completion_tokens)} out")
     if seconds > 0:
         parts.append(f"{counts.sent / seconds:.1f} req/s")
-    if total and counts.rows and counts.rows < total:
-        parts.append(f"left ~{duration(seconds * (total - counts.rows) / counts.rows)}")
+    # the rows left are reckoned at the pace of the rows that were paid for: rows the cache answered
+    # whole take no time and cost nothing, and would make a resumed run look nearly done
+    ahead = total - counts.rows if total and counts.rows_paid and counts.rows < total else 0
+    if ahead:
+        parts.append(f"left ~{duration(seconds * ahead / counts.rows_paid)}")
     if counts.cost_microusd or prices:
         cost = counts.cost_microusd / 1e6 if counts.cost_microusd else \
             (counts.prompt_tokens * prices[0] + counts.completion_tokens * prices[1]) / 1e6
-        projected = f" (~${cost * total / counts.rows:.2f} in all)" if total and counts.rows and counts.rows < total else ""
+        projected = f" (~${cost + cost * ahead / counts.rows_paid:.2f} in all)" if ahead else ""
         parts.append(f"${cost:.2f}{projected}")
     return " | ".join(parts)
 

@@ -124,7 +124,7 @@ def test_a_command_with_help_a_card_a_recipe_reproduce_a_report_and_the_counts(f
                          "--base-url", fake.url, "--response-column", "output")
     assert code == 0, err
     assert "rows: 2, failed: 0" in out and "PlainEnglish judge: 1 unreadable of 2" in out
-    assert re.search(r"rows 2/2 \| requests 4 sent", err)                       # the live status
+    assert re.search(r"rows 2/2 \| requests 4 answered", err)                       # the live status
     made = datasets.load_from_disk(str(tmp_path / "out"))
     assert made["plain_output"][0].startswith("plainly:")
     counts = unreadable_replies(made).to_dict("records")

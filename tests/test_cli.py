@@ -29,7 +29,7 @@ def test_coevol_command_writes_the_dataset_and_a_summary(server, tmp_path):
     assert "calls: 48 (" in result.stdout and "48 requests sent" in result.stdout
     # no terminal: the live status is a log line (every 30 s, and one at the end)
     status_line = [line for line in result.stderr.splitlines() if "rows 3/3 |" in line][-1]
-    assert "| requests 48 sent, 0 cached, 0 in flight, 0 retries | tokens" in status_line
+    assert "| requests 48 answered, 0 cached, 0 in flight, 0 retries | tokens" in status_line
 
 
 def test_coevol_command_on_the_multi_turn_sample(server, tmp_path):
@@ -121,7 +121,7 @@ def test_filter_command_chains_plain_and_llm_filters(tmp_path):
     assert kept["instruction"] == ["a"]
     assert result.stdout.splitlines()[:4] == ["rows: 4", "after Succeeded: 3", "after Evolved: 2", "after QualityFilter: 1"]
     assert "this run: 2 requests sent, 0 from cache" in result.stdout
-    assert "rows 2/4 | requests 2 sent" in result.stderr  # the live status line
+    assert "rows 2/4 | requests 2 answered" in result.stderr  # the live status line
 
 
 def test_filter_with_workers_counts_their_requests_and_says_when_a_finished_filter_was_reused(tmp_path):

@@ -24,6 +24,7 @@ def test_the_counts_are_the_runs_own_accounting():
             again = rows(10).map(CoEvolTransform(llm, mode="edit"), batched=True)  # from the request cache
     counts = live.counts
     assert counts.rows == 20 and counts.rows_failed == 2 and counts.in_flight == 0
+    assert counts.rows_paid == 11  # the first run's 10, and the refused row asked again; 9 rows were free
     # the row refused with a 400 is asked again by the second run (failures are not cached)
     assert counts.sent == 9 and counts.failed == 2 and len(server.requests) == 11
     assert counts.cached == 9
@@ -59,17 +60,26 @@ def test_it_advances_while_the_run_goes_and_logs_without_a_terminal(caplog):
             watcher.join()
     assert any(0 < n < 20 for n in seen), seen  # at least 10 requests of 0.2 s, 2 at a time: ≥ 2 s
     lines = [r.getMessage() for r in caplog.records if r.name == "hf_synth.status"]
-    assert len(lines) >= 2 and lines[-1].startswith("rows 20/20 | requests 20 sent, 0 cached, 0 in flight")
+    assert len(lines) >= 2 and lines[-1].startswith("rows 20/20 | requests 20 answered, 0 cached, 0 in flight")
     cost = (live.counts.prompt_tokens * 1.0 + live.counts.completion_tokens * 2.0) / 1e6
     assert lines[-1].endswith(f"${cost:.2f}")
 
 
 def test_the_line_says_time_left_and_the_projected_cost():
-    counts = status.RunStats(rows=25, rows_failed=1, sent=100, cached=20, in_flight=4, retries=2,
-                           prompt_tokens=2_000_000, completion_tokens=500_000)
+    counts = status.RunStats(rows=25, rows_failed=1, rows_paid=25, sent=100, cached=20, in_flight=4, retries=2,
+                             prompt_tokens=2_000_000, completion_tokens=500_000)
     assert status.line(counts, 50.0, total=100, prices=(0.15, 0.60)) == (
-        "rows 25/100 (1 failed) | requests 100 sent, 20 cached, 4 in flight, 2 retries | tokens 2.0M in, 500k out "
+        "rows 25/100 (1 failed) | requests 100 answered, 20 cached, 4 in flight, 2 retries | tokens 2.0M in, 500k out "
         "| 2.0 req/s | left ~2m30s | $0.60 (~$2.40 in all)")
+
+
+def test_time_left_and_cost_follow_the_rows_that_were_paid_for():
+    # a resumed run: 20 rows came whole from the cache in no time, 5 took the 50 s
+    counts = status.RunStats(rows=25, rows_paid=5, sent=20, cached=160, prompt_tokens=400_000, completion_tokens=100_000)
+    said = status.line(counts, 50.0, total=100, prices=(0.15, 0.60))
+    assert "| left ~12m30s |" in said  # 75 rows at 10 s each, not at 2 s
+    assert said.endswith("$0.12 (~$1.92 in all)")  # $0.024 a paid row
+    assert "left" not in status.line(status.RunStats(rows=25, cached=200), 1.0, total=100)  # no pace to go by yet
 
 
 SCRIPT = """
@@ -88,7 +98,7 @@ def test_without_a_terminal_or_logging_set_up_the_status_is_written_to_stderr(se
 
     result = subprocess.run([sys.executable, "-c", SCRIPT, server.url], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "hf_synth: rows 2/2 | requests 2 sent, 0 cached, 0 in flight" in result.stderr
+    assert "hf_synth: rows 2/2 | requests 2 answered, 0 cached, 0 in flight" in result.stderr
 
 
 def test_a_killed_runs_status_folder_is_removed_by_the_next_run(tmp_path, monkeypatch):

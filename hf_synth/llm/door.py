@@ -48,6 +48,7 @@ class Usage:
     completion_tokens: int = 0
     reasoning_tokens: int = 0
     cost: float | None = None
+    waited: int = 0  # calls that went to the endpoint rather than the cache (not a column: the live status's)
 
     def as_dict(self) -> dict:
         return {"calls": self.calls, "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
@@ -210,6 +211,7 @@ class Door:
         if stored is not None and self._ask_again_unusable and unusable(stored, route.llm.max_tokens, chat.whole):
             stored = None
         if stored is None:
+            usage.waited += 1
             stored = await self._request_once(key, route, chat, constraint)
         else:
             self._counts.cached += 1
