@@ -2,6 +2,7 @@
 while the run goes, and without a terminal it is a log line."""
 import io
 import logging
+import re
 import threading
 
 import datasets
@@ -138,6 +139,12 @@ def test_a_slow_request_is_shown_waiting_so_the_run_never_looks_hung():
 
     counts = status.RunStats(rows=0, sent=0, in_flight=3, request_since=int(time.time()) - 95)
     assert "3 in flight (the oldest waiting 1m3" in status.line(counts, 100.0, total=10)
+    # answered requests took 4 s on average: one waiting ~95 s is far behind them
+    counts.sent, counts.request_ms = 10, 40_000
+    assert re.search(r"3 in flight \(the oldest waiting 1m3\ds, (23|24)x the average request\)",
+                     status.line(counts, 100.0, total=10))
+    counts.request_ms = 600_000  # 60 s on average: not far behind
+    assert re.search(r"3 in flight \(the oldest waiting 1m3\ds\),", status.line(counts, 100.0, total=10))
     counts.request_since = int(time.time())   # a request just sent: nothing to say yet
     assert "3 in flight," in status.line(counts, 100.0, total=10)
     # the door keeps the oldest request's time while requests are in flight, and clears it after
