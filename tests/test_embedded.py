@@ -1,7 +1,9 @@
 """End to end on the embedded default: a real llama.cpp server with SmolLM2-135M-Instruct."""
+import os
 import re
 
 import datasets
+import psutil
 import pytest
 
 from hf_synth import LLM, CoEvolTransform
@@ -122,3 +124,36 @@ def test_the_embedded_servers_inherit_no_key_given_in_code():
         environment = Path(f"/proc/{process.pid}/environ").read_bytes()
         assert b"sk-not-for-llama" not in environment and b"HF_SYNTH_KEY_" not in environment
     assert keyed.api_key.reveal() == "sk-not-for-llama-0000000000"  # (the LLM still has it)
+
+
+def test_a_ctrl_c_reaches_us_not_the_servers_and_stopping_them_waits_for_no_generation():
+    import json
+    import signal
+    import threading
+    import urllib.request
+
+    from hf_synth.llm import local
+
+    urls = local.embedded_server_urls()
+    processes = list(local._server["processes"])
+    # its own session: a terminal's Ctrl-C (sent to our process group) is ours to handle
+    assert all(os.getsid(process.pid) == process.pid != os.getsid(0) for process in processes)
+
+    def generate_at_length():
+        body = json.dumps({"messages": [{"role": "user", "content": "Count from 1 to 5000."}], "max_tokens": 4000})
+        request = urllib.request.Request(f"{urls[0]}/chat/completions", body.encode(),
+                                         {"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(request, timeout=600).read()
+        except OSError:
+            pass  # cut by the stop: what we want
+
+    talker = threading.Thread(target=generate_at_length, daemon=True)
+    talker.start()
+    while not any(conn.status == "ESTABLISHED" for conn in psutil.Process(processes[0].pid).net_connections()):
+        talker.join(0.05)
+    local.stop_embedded_server()
+    # killed, not asked to finish the generation in progress first
+    assert [process.returncode for process in processes] == [-signal.SIGKILL] * len(processes)
+    talker.join(60)
+    assert not talker.is_alive()

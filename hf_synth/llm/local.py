@@ -79,8 +79,10 @@ def _start(threads: int) -> tuple[subprocess.Popen, str, Path]:
                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(CONTEXT_TOKENS),
                "--n_threads", str(threads), "--verbose", "False"]
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"hf_synth_llama_{port}.log", "wb")
+    # its own session: a Ctrl-C at the terminal is ours to handle (the server stopping first would fail
+    # the rows in flight as unreachable); it sends no requests, so it needs no key
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
-                               env=environment_without_keys())  # it sends no requests: it needs no key
+                               start_new_session=True, env=environment_without_keys())
     return process, f"http://127.0.0.1:{port}/v1", Path(log.name)
 
 
@@ -118,13 +120,12 @@ def embedded_server_urls() -> list[str]:
 
 @atexit.register
 def stop_embedded_server() -> None:
+    """Stop the servers at once: they keep nothing, and a graceful stop would first finish the
+    generation in progress (seconds on a CPU, minutes for a long reply), which nobody will read."""
     if _server and _server["owner"] == os.getpid():
         for process in _server["processes"]:
             if process.poll() is None:
-                process.terminate()
-        for process in _server["processes"]:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
                 process.kill()
+        for process in _server["processes"]:
+            process.wait(timeout=10)
     _server.clear()
