@@ -109,3 +109,31 @@ def test_failures_by_round_show_where_rows_were_lost():
         "instruction is empty"]})
     assert failures_by_round(ds).to_dict("records") == [{"round": 1, "rows failed": 1, "of which cut": 0},
                                                         {"round": 2, "rows failed": 2, "of which cut": 1}]
+
+
+def texts_of(figure) -> list[str]:
+    return [text.get_text() for axes in figure.axes for text in axes.texts]
+
+
+def test_a_figure_with_no_data_says_so():
+    from hf_synth.analysis import (grounding_by_turn, plot_grounding_by_turn, plot_length_growth,
+                                   plot_round_distribution, plot_types_by_turn, response_lengths,
+                                   round_distribution, types_by_turn)
+
+    unreadable = difficulty_by_round(datasets.Dataset.from_dict({"difficulty_labels": [[None, None], [None]]}))
+    figure = plot_by_round(difficulty=unreadable)
+    assert texts_of(figure) == ["no labelled turns: every difficulty label was unreadable or its row failed"]
+    labelled = difficulty_by_round(datasets.Dataset.from_dict({"difficulty_labels": [["hard", "easy"]]}))
+    assert texts_of(plot_by_round(difficulty=labelled)) == []  # (data: nothing written over it)
+
+    failed = datasets.Dataset.from_list([{"instruction": "i", "output": "o", "coevol_output": None,
+                                          "coevol_rounds": None, "coevol_error": "LLM call failed",
+                                          "coevol_trace": None}] * 2)
+    assert texts_of(plot_round_distribution(round_distribution(failed))) == ["no rows to count: every row failed"]
+    assert texts_of(plot_length_growth(response_lengths(failed, tokenizer=str.split))) == [
+        "no responses to measure: every row failed"]
+
+    dialogues = datasets.Dataset.from_dict({"text": ["a document"], "r2s_cod": [None], "r2s_error": ["failed"]})
+    assert texts_of(plot_types_by_turn(types_by_turn(dialogues))) == ["no turns: every dialogue failed"]
+    assert texts_of(plot_grounding_by_turn(grounding_by_turn(dialogues))) == [
+        "no Find spans: no turn searched the document"]

@@ -14,6 +14,7 @@ from typing import Mapping
 import pandas as pd
 
 from ..methods.difficulty import LABELS
+from .empty import has_numbers, say_no_data
 from .directions import verb_object_pairs
 
 
@@ -101,20 +102,24 @@ def plot_by_round(difficulty: pd.DataFrame | None = None, diversity: pd.DataFram
     line per dataset. Returns a `matplotlib.figure.Figure` (save it with `.savefig(path)`)."""
     from matplotlib.figure import Figure
 
-    panels = [(frame, value, title) for frame, value, title in
-              ((difficulty, "hard", "Share of hard user turns"),
-               (diversity, "new_share", "New verb–object pairs (share of all)"))
+    panels = [(frame, value, title, empty) for frame, value, title, empty in
+              ((difficulty, "hard", "Share of hard user turns", "no labelled turns: every difficulty label was "
+                "unreadable or its row failed"),
+               (diversity, "new_share", "New verb–object pairs (share of all)", "no verb–object pairs in the user "
+                "turns"))
               if frame is not None]
     if not panels:
         raise ValueError("plot_by_round needs difficulty= or diversity= (tables from the *_by_round functions)")
     figure = Figure(figsize=(5 * len(panels), 3.6), layout="constrained")
-    for axes, (frame, value, title) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
+    for axes, (frame, value, title, empty) in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels):
         groups = frame.groupby("dataset", sort=False) if "dataset" in frame else [(None, frame)]
         for name, group in groups:
             axes.plot(group["round"], group[value], marker="o", label=name)
         axes.set(title=title, xlabel="round", ylim=(0, 1), xticks=sorted(frame["round"].unique()))
         axes.yaxis.set_major_formatter("{x:.0%}")
-        if "dataset" in frame:
+        if not has_numbers(frame[value] if value in frame else []):
+            say_no_data(axes, empty)
+        elif "dataset" in frame:
             axes.legend()
     return figure
 

@@ -11,6 +11,7 @@ from ..errors import InputError
 from ..tokens import paper_counter, token_counter
 from ..transforms.coevol import CoEvolTransform
 from .by_round import _named
+from .empty import has_numbers, say_no_data
 from .directions import suggestion_lines
 from .report import directions_section, figure, table
 
@@ -56,7 +57,8 @@ def plot_round_distribution(distribution: pd.DataFrame):
     from matplotlib.figure import Figure
 
     rounds = [c for c in distribution.columns if isinstance(c, int)]
-    figure = Figure(figsize=(1.2 + 1.1 * len(rounds), 3.6), layout="constrained")
+    # wide enough for the title however few the rounds; the legend below the bars, never over them
+    figure = Figure(figsize=(max(5.5, 1.2 + 1.1 * len(rounds)), 4.2), layout="constrained")
     axes = figure.subplots()
     width = 0.8 / max(len(distribution), 1)
     for i, (name, row) in enumerate(distribution.iterrows()):
@@ -65,7 +67,10 @@ def plot_round_distribution(distribution: pd.DataFrame):
                  width=width, label=label)
     axes.set(title="Accepted rounds of evolution", xlabel="rounds", ylabel="share", xticks=rounds, ylim=(0, 1))
     axes.yaxis.set_major_formatter("{x:.0%}")
-    axes.legend(fontsize="small")
+    if not has_numbers(distribution[rounds].to_numpy().ravel()) or not distribution["units"].sum():
+        say_no_data(axes, "no rows to count: every row failed")
+    elif len(distribution):
+        figure.legend(*axes.get_legend_handles_labels(), loc="outside lower center", fontsize="small")
     return figure
 
 
@@ -147,7 +152,10 @@ def plot_length_growth(lengths: pd.DataFrame):
         group = lengths[lengths["dataset"] == name]
         boxes += [group[group["round"] == 0]["tokens"], group[group["round"] == group["round"].max()]["tokens"]]
         labels += [f"{name}\noriginal", f"{name}\nevolved"]
-    axes.boxplot(boxes, tick_labels=labels, showmeans=True)
+    if any(len(box) for box in boxes):
+        axes.boxplot(boxes, tick_labels=labels, showmeans=True)
+    else:
+        say_no_data(axes, "no responses to measure: every row failed")
     axes.set(title="Response length in tokens", ylabel="tokens")
     return figure
 

@@ -5,6 +5,7 @@ from collections import Counter
 
 import pandas as pd
 
+from .empty import has_numbers, say_no_data
 from .report import directions_section, figure, table
 
 
@@ -92,7 +93,10 @@ def plot_types_by_turn(table: pd.DataFrame):
         bottom += table[name]
     axes.set(title="Dialogue types by turn", xlabel="turn", ylim=(0, 1), xticks=list(table["turn"]))
     axes.yaxis.set_major_formatter("{x:.0%}")
-    axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1, 1))
+    if table.empty:
+        say_no_data(axes, "no turns: every dialogue failed")
+    else:
+        axes.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1, 1))
     return figure
 
 
@@ -105,6 +109,8 @@ def plot_grounding_by_turn(table: pd.DataFrame):
     axes.plot(table["turn"], table["share"], marker="o")
     axes.set(title="Find spans found in the document", xlabel="turn", ylim=(0, 1.05), xticks=list(table["turn"]))
     axes.yaxis.set_major_formatter("{x:.0%}")
+    if not has_numbers(table["share"]):
+        say_no_data(axes, "no Find spans: no turn searched the document")
     return figure
 
 
@@ -129,6 +135,8 @@ def plot_evaluation(means: pd.DataFrame, reference: dict[str, dict[str, float]] 
                xticklabels=metrics)
     rate.set(title="CR (%)", ylim=(0, 100), xticks=[])
     scores.legend(fontsize="small")
+    if not has_numbers(means.loc["mean"]):
+        say_no_data(scores, "no scores: every evaluation failed or was unreadable")
     return figure
 
 
