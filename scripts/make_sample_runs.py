@@ -1,14 +1,13 @@
-"""Make the small runs the sample dataset cards (and notebooks) are built from, on the embedded model
-(SmolLM2-135M-Instruct, llama.cpp): `review`, ReviewInstruct over 6 Alpaca seeds (3 rounds, 3 reviewers,
-with difficulty labels), made with free replies before structured replies existed and kept so; `r2s`,
-R2S over 4 shipped documents (3 turns, with the nine-metric evaluation), with structured replies (the
-embedded model's default): free, the 135M model follows none of R2S's formats (4 of 4 rows failed, with
-256 and 512 tokens, with and without a stop sequence). Each run is written to notebooks/data/ as Parquet
-with its recipe beside it. Two to three minutes each on 2 cores.
+"""Make the small runs the sample dataset cards and the notebooks are built from, on the embedded model
+(SmolLM2-135M-Instruct, llama.cpp) with today's defaults (structured replies, the embedded model's
+budget), seeded: `coevol`, CoEvol over 12 Alpaca rows (up to 2 rounds); `review`, ReviewInstruct over
+6 Alpaca seeds (3 rounds, 3 reviewers, with difficulty labels); `r2s`, R2S over 4 shipped documents
+(3 turns, with the nine-metric evaluation). Each run is written to notebooks/data/ as Parquet with its
+recipe beside it. A few minutes each on 2 cores.
 
-    python scripts/make_sample_runs.py [review] [r2s]
+    python scripts/make_sample_runs.py [coevol] [review] [r2s]
 
-(The CoEvol run of notebooks/data/ was made with the command its notebook shows.)
+(then `python scripts/render_sample_cards.py` for the sample cards.)
 """
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import datasets
 
-from hf_synth import LLM, R2STransform, ReviewInstructTransform, recipe
+from hf_synth import LLM, CoEvolTransform, R2STransform, ReviewInstructTransform, recipe
 from hf_synth.transforms import DialogueEvalTransform, DifficultyTransform
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,13 +39,14 @@ def run(name: str, source: str, rows: list[int], steps) -> None:
 
 
 def main() -> None:
-    which = sys.argv[1:] or ["review"]
-    llm = LLM(temperature=0.1, max_tokens=256, seed=1, structured=None)
+    which = sys.argv[1:] or ["coevol", "review", "r2s"]
+    llm = LLM(seed=1)
+    if "coevol" in which:
+        run("coevol_embedded", "alpaca_sample.jsonl", list(range(12)), [CoEvolTransform(llm, max_rounds=2)])
     if "review" in which:
         run("review_instruct_embedded", "alpaca_sample.jsonl", list(range(6)),
             [ReviewInstructTransform(llm, rounds=3, num_reviewers=3), DifficultyTransform(llm)])
     if "r2s" in which:
-        llm = LLM(max_tokens=512, seed=1)
         run("r2s_embedded", "documents_sample.jsonl", [0, 1, 6, 7],
             [R2STransform(llm, turns=3), DialogueEvalTransform(llm)])
 

@@ -157,3 +157,34 @@ def test_a_ctrl_c_reaches_us_not_the_servers_and_stopping_them_waits_for_no_gene
     assert [process.returncode for process in processes] == [-signal.SIGKILL] * len(processes)
     talker.join(60)
     assert not talker.is_alive()
+
+
+ORPHANED = """
+import json, os, sys, threading, urllib.request
+from hf_synth.llm import local
+urls = local.embedded_server_urls()
+print(" ".join(str(process.pid) for process in local._server["processes"]), flush=True)
+body = json.dumps({"messages": [{"role": "user", "content": "Count from 1 to 100000, one number a line."}],
+                   "max_tokens": 8000}).encode()
+for url in urls:  # every server busy with a long generation
+    threading.Thread(target=urllib.request.urlopen, args=(urllib.request.Request(
+        url + "/chat/completions", body, {"Content-Type": "application/json"}),), daemon=True).start()
+threading.Event().wait()
+"""
+
+
+def test_the_servers_die_with_a_killed_parent_even_mid_generation():
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    parent = subprocess.Popen([sys.executable, "-c", ORPHANED], stdout=subprocess.PIPE, text=True)
+    servers = [psutil.Process(int(pid)) for pid in parent.stdout.readline().split()]
+    while not all(any(c.status == "ESTABLISHED" for c in server.net_connections()) for server in servers):
+        time.sleep(0.05)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    # killed with us, not stopped gracefully (which takes its time over the generations in progress)
+    gone, alive = psutil.wait_procs(servers, timeout=5)
+    assert alive == []

@@ -1,4 +1,5 @@
 """Every notebook in notebooks/ runs headlessly from top to bottom and draws its figures."""
+import re
 from pathlib import Path
 
 import nbformat
@@ -20,6 +21,10 @@ def test_notebook_runs_and_draws(path):
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     errors = [f"{o.ename}: {o.evalue}" for o in outputs if o.output_type == "error"]
     assert not errors
+    said = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "IProgress not found" not in said
+    tables = " ".join(o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {}))
+    assert not re.search(r">\s*(nan|NaN|None)\s*<", tables)  # a cell with no value says "—"
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 3                          # rounds, lengths, directions
     assert any("text/html" in o.get("data", {}) for o in outputs)  # the tables

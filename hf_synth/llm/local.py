@@ -51,9 +51,10 @@ def _free_port() -> int:
 
 
 def _die_with_parent() -> None:
-    # The server must not outlive us when we are killed (PR_SET_PDEATHSIG; Linux only).
+    # The server must not outlive us when we are killed (PR_SET_PDEATHSIG; Linux only), and not by the
+    # minutes a graceful stop would spend finishing the generation in progress first: SIGKILL.
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
     except OSError:
         pass
 
