@@ -45,6 +45,22 @@ def test_requests_carry_the_model_and_sampling_parameters(server):
     assert (body["model"], body["temperature"], body["top_p"], body["max_tokens"], body["seed"]) == ("m1", 0.0, 1.0, 123, 7)
 
 
+def test_the_embedded_model_alone_gets_its_budget_and_repetition_penalty_unless_the_user_chose(server):
+    from hf_synth import ReviewInstructTransform
+
+    embedded = ReviewInstructTransform(LLM()).llm  # the authors' 8,192 tokens would be a loop on a 135M model
+    assert (embedded.max_tokens, embedded.extra_body) == (1024, {"repeat_penalty": 1.3})
+    assert CoEvolTransform(LLM()).llm.max_tokens == 1000  # a method's smaller budget stands
+    chosen = ReviewInstructTransform(LLM(max_tokens=4000, extra_body={"repeat_penalty": 1.0})).llm
+    assert (chosen.max_tokens, chosen.extra_body) == (4000, {"repeat_penalty": 1.0})
+    assert ReviewInstructTransform(LLM()).fingerprint_state() != ReviewInstructTransform(
+        LLM(extra_body={"repeat_penalty": 1.1})).fingerprint_state()  # what is sent is what is fingerprinted
+    hosted = LLM(model="m", base_url=server.url)
+    datasets.Dataset.from_dict(ALPACA).select([0]).map(ReviewInstructTransform(hosted, rounds=1), batched=True)
+    assert {body["max_tokens"] for body in server.requests} == {8192}
+    assert not any("repeat_penalty" in body for body in server.requests)
+
+
 def test_each_agent_can_have_its_own_llm(server):
     judge = LLM(model="judge-model", base_url=server.url)
     llm = LLM(model="main-model", base_url=server.url)

@@ -26,6 +26,12 @@ IDENTITY, SAMPLING, TRANSPORT = "identity", "sampling", "transport"
 BATCH_DIALECTS = ("openai", "anthropic")
 # What a sampling field left unset takes when no method states its own (CoEvol's, Appendix B).
 GENERIC_SAMPLING = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 1000}
+# The embedded 135M model, where the user set nothing else: a budget that suits it (a reply it does not
+# end by 1,024 tokens is a loop, not an answer; ReviewInstruct's 8,192 cost minutes a row on a CPU) and
+# llama.cpp's repetition penalty raised from 1.1 to 1.3 (its reviewers ran on to the budget in 4 of 4
+# rows at 1.1, 2 of 4 at 1.3; docs/performance.md). Never applied to another endpoint.
+EMBEDDED_MAX_TOKENS = 1024
+EMBEDDED_EXTRA_BODY = {"repeat_penalty": 1.3}
 
 
 def without_credentials(url: str) -> str:
@@ -66,7 +72,9 @@ class LLM:
 
     `temperature`, `top_p` and `max_tokens` left unset (None) take the values of the method that uses
     this LLM (its paper's: ReviewInstruct samples at 0.1 with 8,192 tokens), and otherwise 0, 1.0 and
-    1000 (CoEvol's, Appendix B). A value given here always wins.
+    1000 (CoEvol's, Appendix B). The embedded model takes at most 1,024 tokens and llama.cpp's
+    `repeat_penalty` 1.3 where nothing else was set (a 135M model loops; docs/performance.md). A value
+    given here always wins.
     `base_url` may be a list: replicas serving the same model (several vLLM servers, say). Each
     request goes to the replica with the fewest outstanding requests, each replica with its own
     `max_concurrency`; a replica that fails for good is left out of the run. The first URL names
@@ -194,9 +202,15 @@ class LLM:
 
     def with_defaults(self, **method_sampling) -> "LLM":
         """This LLM with its unset sampling fields given the method's values (`method_sampling`),
-        then the generic ones: what is sent. Fields the user set are kept."""
+        then the generic ones (for the embedded model, its own budget and repetition penalty): what
+        is sent. Fields the user set are kept."""
         unset = {name: method_sampling.get(name, generic) for name, generic in GENERIC_SAMPLING.items()
                  if getattr(self, name) is None}
+        if self.embedded:
+            if "max_tokens" in unset:
+                unset["max_tokens"] = min(unset["max_tokens"], EMBEDDED_MAX_TOKENS)
+            if any(name not in self.extra_body for name in EMBEDDED_EXTRA_BODY):
+                unset["extra_body"] = {**EMBEDDED_EXTRA_BODY, **self.extra_body}
         if not unset:
             return self
         resolved = self.replace(**unset)
