@@ -1,6 +1,8 @@
 """`Dataset.filter` predicates: keep the rows worth training on.
 
 Each is a picklable callable that works as `ds.filter(p)` and as `ds.filter(p, batched=True)`.
+A method's own filters (CoEvol's `Evolved`, R2S's `Grounded`) live with its declaration and are
+found here by name too (`hf_synth.filters.Evolved`).
 Plain predicates read the columns the transforms wrote; LLM-judged filters (`QualityFilter`,
 `WinFilter`) run a judge transform on the shared runner, so a re-run is answered by the request cache,
 and the same scores are available as map columns (`QualityTransform`, `PairwiseJudgeTransform`).
@@ -41,7 +43,19 @@ class Predicate:
         return f"{type(self).__name__}({', '.join(options)})"
 
 
-def _error_column(prefix: str, column_names: list[str]) -> str:
+def __getattr__(name: str):
+    """A method's own filter, by its class name (`Evolved`, `Grounded`, ...), from the declarations."""
+    from .method import declared, resolve
+
+    for method in declared():
+        for offered in method.filters:
+            predicate = resolve(offered.predicate)
+            if predicate.__name__ == name:
+                return predicate
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def error_column(prefix: str, column_names: list[str]) -> str:
     column = f"{prefix}_error"
     if column not in column_names:
         raise InputError(f"no column {column!r} among {column_names}: filter the output of the transform that "
@@ -58,7 +72,7 @@ class Succeeded(Predicate):
 
     def columns(self, column_names):
         if self.prefix is not None:
-            return [_error_column(self.prefix, column_names)]
+            return [error_column(self.prefix, column_names)]
         found = [c for c in column_names if c.endswith("_error") and c[:-len("_error")] + "_usage" in column_names]
         if not found:
             raise InputError(f"Succeeded() found no <prefix>_error column with its <prefix>_usage among "
@@ -67,50 +81,6 @@ class Succeeded(Predicate):
 
     def keep(self, row):
         return all(error is None for error in row.values())
-
-
-class Evolved(Predicate):
-    """Rows CoEvol improved at least `min_rounds` times (`coevol_rounds >= k`). For conversations,
-    `turns="any"` keeps a row when one optimized turn qualifies, `"all"` when every one does.
-    Failed rows are not evolved."""
-
-    def __init__(self, min_rounds: int = 1, turns: str = "any"):
-        if turns not in ("any", "all"):
-            raise ValueError(f"turns={turns!r} must be 'any' or 'all'")
-        self.min_rounds = min_rounds
-        self.turns = turns
-
-    def columns(self, column_names):
-        return [_error_column("coevol", column_names), "coevol_rounds"]
-
-    def keep(self, row):
-        rounds = row["coevol_rounds"]
-        if row["coevol_error"] is not None or rounds is None:
-            return False
-        if isinstance(rounds, int):
-            return rounds >= self.min_rounds
-        test = any if self.turns == "any" else all
-        return bool(rounds) and test(r >= self.min_rounds for r in rounds)
-
-
-class Grounded(Predicate):
-    """R2S dialogues whose Find spans were found in the document: all of them (`min_share=1.0`) or at
-    least a share. Reads `r2s_cod` (per turn, `find`: spans with a boolean `grounded`); a dialogue
-    without any span, or a failed row, is not grounded."""
-
-    def __init__(self, min_share: float = 1.0):
-        if not 0 <= min_share <= 1:
-            raise ValueError(f"min_share={min_share} must lie between 0 and 1")
-        self.min_share = min_share
-
-    def columns(self, column_names):
-        return [_error_column("r2s", column_names), "r2s_cod"]
-
-    def keep(self, row):
-        if row["r2s_error"] is not None or not row["r2s_cod"]:
-            return False
-        spans = [span["grounded"] for turn in row["r2s_cod"] for span in turn.get("find") or []]
-        return bool(spans) and sum(spans) / len(spans) >= self.min_share
 
 
 class ConversationShape(Predicate):

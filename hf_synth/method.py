@@ -39,6 +39,17 @@ class Option:
 
 
 @dataclass(frozen=True)
+class Filter:
+    """A filter a method offers on its output: a `Dataset.filter` predicate (`predicate`, "module:Class",
+    called with the options as keywords), `hf-synth filter --keep <name>` with `options` as its flags."""
+
+    name: str
+    predicate: str
+    help: str
+    options: tuple[Option, ...] = ()
+
+
+@dataclass(frozen=True)
 class Recorded:
     """Parsed values a succeeded row records (`read(value)`: a list, None where a reply was not read),
     for the counts of unreadable replies."""
@@ -82,6 +93,7 @@ class Method:
     report: str | None = None   # "module:function"(dataset, report, tokenizer, nlp) -> markdown
     outcome: str | None = None  # "module:function"(dataset) -> lines for the run summary
     steps: tuple[Step, ...] = ()
+    filters: tuple[Filter, ...] = ()
     title: Callable[[Any], str] | None = None  # the command's first line, from its transform
 
     def hook(self, name: str) -> Callable | None:

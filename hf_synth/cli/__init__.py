@@ -15,7 +15,7 @@ from .. import __version__
 from ..errors import HFSynthError, as_what_happened
 from . import commands as commands_
 from .flags import key_and_cache_arguments, llm_arguments, publish_arguments
-from .methods import add_method_commands
+from .methods import add_method_commands, option_reading
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -81,11 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     filter_.add_argument("--batch-size", type=int, default=64, help="rows judged concurrently per batch")
     filter_.add_argument("--num-proc", type=int, help="worker processes for Dataset.filter")
     group = filter_.add_argument_group("filters, applied in this order")
-    group.add_argument("--keep", help=f"comma-separated: {', '.join(commands_.FILTERS)} (wins: the evolved response beats "
-                       "the original under the pairwise judge)")
-    group.add_argument("--min-rounds", type=int, default=1, help="for evolved: accepted CoEvol rounds")
-    group.add_argument("--turns", choices=("any", "all"), default="any", help="for evolved, on conversations")
-    group.add_argument("--min-share", type=float, default=1.0, help="for grounded: share of Find spans found")
+    offered = commands_.offered_filters()
+    group.add_argument("--keep", help=f"comma-separated: succeeded (rows that did not fail), "
+                       f"{''.join(f'{f.name} ({f.help}), ' for f in offered)}wins (the evolved response beats the "
+                       "original under the pairwise judge)")
+    for offered_filter in offered:
+        for option in offered_filter.options:
+            group.add_argument(option.cli_flag, dest=option.name, help=option.help, **option_reading(option))
     group.add_argument("--min-turns", type=int, help="conversations with at least N user turns")
     group.add_argument("--max-turns", type=int, help="conversations with at most N user turns")
     group.add_argument("--max-tokens-per-conversation", type=int,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .. import outputs
 from ..errors import HFSynthError
+from ..method import resolve
 from .flags import cache_of, llm_of
 from .run import _publish, _reused, _save, run
 
@@ -48,19 +49,20 @@ def filter_rows(args) -> None:
 
     started = time.monotonic()
     keep = [name.strip() for name in (args.keep or "").split(",") if name.strip()]
-    unknown = sorted(set(keep) - set(FILTERS))
+    offered = {f.name: f for f in offered_filters()}
+    known = ["succeeded", *offered, "wins"]
+    unknown = sorted(set(keep) - set(known))
     if unknown:
-        raise HFSynthError(f"--keep {','.join(unknown)}: unknown; choose from {', '.join(FILTERS)}")
+        raise HFSynthError(f"--keep {','.join(unknown)}: unknown; choose from {', '.join(known)}")
     steps = []
     for name in keep:
         if name == "succeeded":
             steps.append(filters.Succeeded())
-        elif name == "evolved":
-            steps.append(filters.Evolved(args.min_rounds, args.turns))
-        elif name == "grounded":
-            steps.append(filters.Grounded(args.min_share))
         elif name == "wins":
             steps.append(filters.WinFilter(llm_of(args), on_failure=args.on_failure, cache=cache_of(args)))
+        else:  # a method's own
+            steps.append(resolve(offered[name].predicate)(**{o.name: getattr(args, o.name)
+                                                               for o in offered[name].options}))
     if args.min_turns is not None or args.max_turns is not None or args.max_tokens_per_conversation is not None:
         steps.append(filters.ConversationShape(args.min_turns, args.max_turns,
                                                max_tokens=args.max_tokens_per_conversation))
@@ -89,7 +91,11 @@ def filter_rows(args) -> None:
     print(f"saved to {args.output}")
 
 
-FILTERS = ("succeeded", "evolved", "grounded", "wins")
+def offered_filters() -> list:
+    """The filters the declared methods offer (`Method.filters`)."""
+    from ..method import declared
+
+    return [offered for method in declared() for offered in method.filters]
 
 
 def analyze(args) -> None:

@@ -21,7 +21,7 @@ def add_method_commands(commands) -> None:
         run_arguments(parser)
         group = parser.add_argument_group(method.name)
         for option in method.options:
-            group.add_argument(option.cli_flag, dest=option.name, help=option.help, **_reading(option))
+            group.add_argument(option.cli_flag, dest=option.name, help=option.help, **option_reading(option))
         for step in method.steps:
             if step.metavar:
                 group.add_argument(step.flag, metavar=step.metavar, help=step.help)
@@ -32,7 +32,7 @@ def add_method_commands(commands) -> None:
         parser.set_defaults(run=functools.partial(run_method, transform))
 
 
-def _reading(option: Option) -> dict:
+def option_reading(option: Option) -> dict:
     """How argparse reads `option`."""
     if isinstance(option.default, bool):
         return {"action": "store_false" if option.default else "store_true", "default": option.default}

@@ -7,7 +7,8 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import InputError
-from ..method import Method, Option, Recorded
+from ..filters import Predicate, error_column
+from ..method import Filter, Method, Option, Recorded
 from ..methods import coevol, coevol_prompts, judge
 from ..protocol import Protocol
 from .base import MESSAGES, MapTransform, record_type
@@ -40,6 +41,9 @@ COEVOL = Method(
     card="coevol.md", card_tag="coevol", marker="coevol_rounds",
     recorded=(Recorded("judge", "coevol_trace", _parsed_verdicts),),
     report="hf_synth.analysis.coevol:report_section", outcome="hf_synth.analysis.coevol:outcome_lines",
+    filters=(Filter("evolved", "hf_synth.transforms.coevol:Evolved", "rows CoEvol improved", options=(
+        Option("min_rounds", 1, "for evolved: accepted CoEvol rounds"),
+        Option("turns", "any", "for evolved, on conversations", choices=("any", "all")))),),
     title=lambda t: f"CoEvol ({t.mode}, up to {t.max_rounds} rounds)")
 
 
@@ -125,3 +129,27 @@ class CoEvolTransform(MapTransform):
                     "trace": [[dataclasses.asdict(r) for r in turn] for turn in result.trace]}
         return {"output": result.response, "rounds": result.rounds,
                 "trace": [dataclasses.asdict(r) for r in result.trace]}
+
+
+class Evolved(Predicate):
+    """Rows CoEvol improved at least `min_rounds` times (`coevol_rounds >= k`). For conversations,
+    `turns="any"` keeps a row when one optimized turn qualifies, `"all"` when every one does.
+    Failed rows are not evolved."""
+
+    def __init__(self, min_rounds: int = 1, turns: str = "any"):
+        if turns not in ("any", "all"):
+            raise ValueError(f"turns={turns!r} must be 'any' or 'all'")
+        self.min_rounds = min_rounds
+        self.turns = turns
+
+    def columns(self, column_names):
+        return [error_column("coevol", column_names), "coevol_rounds"]
+
+    def keep(self, row):
+        rounds = row["coevol_rounds"]
+        if row["coevol_error"] is not None or rounds is None:
+            return False
+        if isinstance(rounds, int):
+            return rounds >= self.min_rounds
+        test = any if self.turns == "any" else all
+        return bool(rounds) and test(r >= self.min_rounds for r in rounds)

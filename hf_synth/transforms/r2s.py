@@ -7,7 +7,8 @@ from typing import Any
 import pyarrow as pa
 
 from ..conversations import normalize
-from ..method import Method, Option, Recorded, Step
+from ..filters import Predicate, error_column
+from ..method import Filter, Method, Option, Recorded, Step
 from ..methods import dialogue_eval, grounding, r2s, r2s_prompts
 from ..protocol import Protocol
 from .base import MESSAGES, MapTransform, record_type
@@ -38,6 +39,8 @@ R2S = Method(
                 options=("text_column", "max_document_chars"), after="hf_synth.analysis.r2s:print_evaluation"),
            Step("--gllm", "also write (document → annotated dialogue) pairs to train a generator model",
                 metavar="FILE.jsonl", after="hf_synth.export:write_gllm_pairs")),
+    filters=(Filter("grounded", "hf_synth.transforms.r2s:Grounded", "dialogues whose Find spans were found",
+                    options=(Option("min_share", 1.0, "for grounded: share of Find spans found"),)),),
     title=lambda t: f"R2S ({t.strategy}, {t.turns} turns)")
 
 
@@ -132,3 +135,23 @@ class DialogueEvalTransform(MapTransform):
     def output_values(self, result: dialogue_eval.Evaluation) -> dict[str, Any]:
         return result.scores | {"cr": result.cr, "avg": result.average, "coverage": result.coverage,
                                 "turns": result.turns, "judgment": result.judgment}
+
+
+class Grounded(Predicate):
+    """R2S dialogues whose Find spans were found in the document: all of them (`min_share=1.0`) or at
+    least a share. Reads `r2s_cod` (per turn, `find`: spans with a boolean `grounded`); a dialogue
+    without any span, or a failed row, is not grounded."""
+
+    def __init__(self, min_share: float = 1.0):
+        if not 0 <= min_share <= 1:
+            raise ValueError(f"min_share={min_share} must lie between 0 and 1")
+        self.min_share = min_share
+
+    def columns(self, column_names):
+        return [error_column("r2s", column_names), "r2s_cod"]
+
+    def keep(self, row):
+        if row["r2s_error"] is not None or not row["r2s_cod"]:
+            return False
+        spans = [span["grounded"] for turn in row["r2s_cod"] for span in turn.get("find") or []]
+        return bool(spans) and sum(spans) / len(spans) >= self.min_share
