@@ -109,6 +109,10 @@ def test_failures_by_round_show_where_rows_were_lost():
         "instruction is empty"]})
     assert failures_by_round(ds).to_dict("records") == [{"round": 1, "rows failed": 1, "of which cut": 0},
                                                         {"round": 2, "rows failed": 2, "of which cut": 1}]
+    # the rounds the succeeded rows went through count too: a round that lost none says 0
+    ds = ds.add_column("review_trace", [[{"round": n} for n in (1, 2, 3)], None, None, None, None])
+    assert [row["round"] for row in failures_by_round(ds).to_dict("records")] == [1, 2, 3]
+    assert failures_by_round(ds).iloc[2].to_dict() == {"round": 3, "rows failed": 0, "of which cut": 0}
 
 
 def texts_of(figure) -> list[str]:

@@ -126,6 +126,18 @@ def test_the_embedded_servers_inherit_no_key_given_in_code():
     assert keyed.api_key.reveal() == "sk-not-for-llama-0000000000"  # (the LLM still has it)
 
 
+def test_the_servers_run_with_the_penalty_window_their_name_records():
+    from pathlib import Path
+
+    from hf_synth.llm import local
+
+    local.embedded_server_urls()
+    window = LLM().endpoint_id.rsplit(":last_n=", 1)[1]  # in the recipe, the card and every cache key
+    for process in local._server["processes"]:
+        arguments = Path(f"/proc/{process.pid}/cmdline").read_bytes().split(b"\0")
+        assert arguments[arguments.index(b"--last_n_tokens_size") + 1] == window.encode()
+
+
 def test_a_ctrl_c_reaches_us_not_the_servers_and_stopping_them_waits_for_no_generation():
     import json
     import signal

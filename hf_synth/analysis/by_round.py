@@ -93,8 +93,12 @@ def failures_by_round(dataset, column: str = "review_error") -> pd.DataFrame:
         if match:
             failed[int(match[1])] += 1
             cut[int(match[1])] += "was cut at max_tokens" in error
+    rounds = set(failed)  # and every round the succeeded rows went through: a round that lost none says 0
+    trace = column.removesuffix("_error") + "_trace"
+    if trace in dataset.column_names:
+        rounds |= {number for steps in dataset[trace] if steps for number in range(1, len(steps) + 1)}
     return pd.DataFrame([{"round": number, "rows failed": failed[number], "of which cut": cut[number]}
-                         for number in sorted(failed)], columns=["round", "rows failed", "of which cut"])
+                         for number in sorted(rounds)], columns=["round", "rows failed", "of which cut"])
 
 
 def plot_by_round(difficulty: pd.DataFrame | None = None, diversity: pd.DataFrame | None = None):

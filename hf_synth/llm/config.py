@@ -28,8 +28,8 @@ BATCH_DIALECTS = ("openai", "anthropic")
 GENERIC_SAMPLING = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 1000}
 # The embedded 135M model, where the user set nothing else: a budget that suits it (a reply it does not
 # end by 1,024 tokens is a loop, not an answer; ReviewInstruct's 8,192 cost minutes a row on a CPU) and
-# llama.cpp's repetition penalty raised from 1.1 to 1.3 (its reviewers ran on to the budget in 4 of 4
-# rows at 1.1, 2 of 4 at 1.3; docs/performance.md). Never applied to another endpoint.
+# llama.cpp's repetition penalty raised from 1.1 to 1.3 (over a window of 256 tokens, `local.py`):
+# docs/performance.md. Never applied to another endpoint.
 EMBEDDED_MAX_TOKENS = 1024
 EMBEDDED_EXTRA_BODY = {"repeat_penalty": 1.3}
 

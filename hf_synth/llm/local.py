@@ -21,6 +21,10 @@ from .secret import environment_without_keys
 
 CONTEXT_TOKENS = 8192  # SmolLM2's training context; CoEvol's advisor prompt carries four debate turns
 STARTUP_SECONDS = 120
+# How far back llama.cpp's repetition penalty looks, in tokens. At its default 64 it misses the loops a
+# 135M model falls into, a numbered line of 60 tokens written again and again until max_tokens: with
+# 256, the shipped sample runs lost 0 rows of 22 where they lost 8 (docs/performance.md).
+PENALTY_WINDOW = 256
 MAX_SERVERS = 8
 
 _lock = threading.Lock()
@@ -40,8 +44,9 @@ def embedded_model_path() -> Path:
 
 
 def embedded_model_id() -> str:
+    """Who answers: the model file and the server setting that changes its replies."""
     path = embedded_model_path()
-    return f"embedded:{path.name}:{path.stat().st_size}"
+    return f"embedded:{path.name}:{path.stat().st_size}:last_n={PENALTY_WINDOW}"
 
 
 def _free_port() -> int:
@@ -78,7 +83,7 @@ def _start(threads: int) -> tuple[subprocess.Popen, str, Path]:
     port = _free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_model_path()),
                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(CONTEXT_TOKENS),
-               "--n_threads", str(threads), "--verbose", "False"]
+               "--n_threads", str(threads), "--last_n_tokens_size", str(PENALTY_WINDOW), "--verbose", "False"]
     log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"hf_synth_llama_{port}.log", "wb")
     # its own session: a Ctrl-C at the terminal is ours to handle (the server stopping first would fail
     # the rows in flight as unreachable); it sends no requests, so it needs no key
