@@ -30,7 +30,7 @@ def report_section(dataset, out, tokenizer, nlp) -> str:
         frame = pd.DataFrame([{"direction": d or "undecided", "questions": n} for d, n in directions.most_common()])
         parts += ["### Where the Chairman took the conversation", table(out, "review_chairman", frame, index=False)]
     failed = failures_by_round(dataset)
-    if not failed.empty:
+    if failed["rows failed"].any():
         parts += ["### Rows that failed, by round", "Late failures bias the per-round statistics towards the "
                   "conversations that stayed easy.", table(out, "review_failures_by_round", failed, index=False)]
     diversity = diversity_by_round(dataset, "review_messages", nlp)
