@@ -164,9 +164,12 @@ def test_a_ctrl_c_reaches_us_not_the_servers_and_stopping_them_waits_for_no_gene
     talker.start()
     while not any(conn.status == "ESTABLISHED" for conn in psutil.Process(processes[0].pid).net_connections()):
         talker.join(0.05)
+    logs = list(local._server["logs"])
+    assert all(log.exists() for log in logs)
     local.stop_embedded_server()
-    # killed, not asked to finish the generation in progress first
+    # killed, not asked to finish the generation in progress first; their logs removed with them
     assert [process.returncode for process in processes] == [-signal.SIGKILL] * len(processes)
+    assert not any(log.exists() for log in logs)
     talker.join(60)
     assert not talker.is_alive()
 

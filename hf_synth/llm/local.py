@@ -84,12 +84,13 @@ def _start(threads: int) -> tuple[subprocess.Popen, str, Path]:
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_model_path()),
                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(CONTEXT_TOKENS),
                "--n_threads", str(threads), "--last_n_tokens_size", str(PENALTY_WINDOW), "--verbose", "False"]
-    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"hf_synth_llama_{port}.log", "wb")
-    # its own session: a Ctrl-C at the terminal is ours to handle (the server stopping first would fail
-    # the rows in flight as unreachable); it sends no requests, so it needs no key
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
-                               start_new_session=True, env=environment_without_keys())
-    return process, f"http://127.0.0.1:{port}/v1", Path(log.name)
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"hf_synth_llama_{port}.log"
+    with open(log, "wb") as output:  # (the server has its own copy of the handle)
+        # its own session: a Ctrl-C at the terminal is ours to handle (the server stopping first would
+        # fail the rows in flight as unreachable); it sends no requests, so it needs no key
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent,
+                                   start_new_session=True, env=environment_without_keys())
+    return process, f"http://127.0.0.1:{port}/v1", log
 
 
 def _wait_until_answering(process: subprocess.Popen, url: str, log: Path) -> None:
@@ -118,7 +119,7 @@ def embedded_server_urls() -> list[str]:
         count = embedded_servers()
         started = [_start(threads=max(1, (os.cpu_count() or 1) // count)) for _ in range(count)]
         _server.update(owner=os.getpid(), processes=[process for process, _, _ in started],
-                       urls=[url for _, url, _ in started])
+                       urls=[url for _, url, _ in started], logs=[log for _, _, log in started])
         for process, url, log in started:
             _wait_until_answering(process, url, log)
         return _server["urls"]
@@ -129,9 +130,10 @@ def stop_embedded_server() -> None:
     """Stop the servers at once: they keep nothing, and a graceful stop would first finish the
     generation in progress (seconds on a CPU, minutes for a long reply), which nobody will read."""
     if _server and _server["owner"] == os.getpid():
-        for process in _server["processes"]:
+        for process, log in zip(_server["processes"], _server["logs"]):
             if process.poll() is None:
                 process.kill()
+                log.unlink(missing_ok=True)  # (the log of a server that died on its own is kept: errors name it)
         for process in _server["processes"]:
             process.wait(timeout=10)
     _server.clear()
