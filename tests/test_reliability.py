@@ -645,6 +645,27 @@ def test_a_cache_another_process_locks_mid_run_neither_stalls_the_run_nor_loses_
     assert again["coevol_error"] == [None] * 10 and len(server.requests) == sent  # nothing paid twice
 
 
+def test_a_start_whose_cache_another_process_holds_waits_a_bounded_time_then_says_so(server, monkeypatch):
+    from hf_synth.llm import cache
+
+    cached_run(server, 2)
+    checkpoint_and_forget()  # as a new process would start
+    monkeypatch.setattr(cache, "OPEN_WAIT", 0.5)  # (10 s in use)
+    holder = sqlite3.connect(cache_file(), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing, and not letting go
+    try:
+        sent = len(server.requests)
+        with pytest.raises(CacheError, match=r"is locked by another process \(still after 0.5 s\): let it finish, "
+                                             r"point HF_SYNTH_CACHE \(or cache=\) at another folder"):
+            rows(3).map(CoEvolTransform(LLM(model="m", base_url=server.url), mode="edit"), batched=True)
+        assert len(server.requests) == sent  # nothing sent that could not be kept
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    out = rows(3).map(CoEvolTransform(LLM(model="m", base_url=server.url), mode="edit"), batched=True)
+    assert out["coevol_error"] == [None] * 3  # free again: the run goes
+
+
 def test_retrying_a_saved_run_writes_nothing_into_its_folder(server, tmp_path):
     server.fault_for = lambda body: ("status", 500, {"Retry-After": "0"}) if "task 3\n" in body["messages"][-1]["content"] else None
     transform = CoEvolTransform(LLM(model="m", base_url=server.url, max_retries=0), mode="edit")
