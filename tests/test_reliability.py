@@ -482,21 +482,28 @@ def test_the_cli_says_when_a_map_was_reused_and_retries_only_the_failed_rows(ser
     assert out["coevol_error"] == [None] * 6 and out["instruction"] == [f"task {i}" for i in range(6)]
 
 
+def num_proc_run_sending(server, tmp_path) -> subprocess.Popen:
+    """The CLI over 200 rows with two num_proc workers, in its own process group, once both are sending."""
+    import time
+
+    rows(200).to_json(tmp_path / "in.jsonl")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hf_synth.cli", "coevol", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "o"),
+         "--model", "m", "--base-url", server.url, "--num-proc", "2", "--max-concurrency", "8"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    while len(server.requests) < 4 and process.poll() is None:  # both workers are sending
+        time.sleep(0.1)
+    return process
+
+
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 def test_interrupting_a_num_proc_run_stops_it_once_and_leaves_no_worker(tmp_path, signal_name):
     import signal
-    import time
 
     import psutil
 
     with FakeOpenAI(coevol_replies(prefer_edit), latency=0.5) as server:
-        rows(200).to_json(tmp_path / "in.jsonl")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "hf_synth.cli", "coevol", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "o"),
-             "--model", "m", "--base-url", server.url, "--num-proc", "2", "--max-concurrency", "8"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-        while len(server.requests) < 4 and process.poll() is None:  # both workers are sending
-            time.sleep(0.1)
+        process = num_proc_run_sending(server, tmp_path)
         workers = psutil.Process(process.pid).children(recursive=True)
         assert len(workers) >= 2
         if signal_name == "SIGINT":  # Ctrl-C reaches the whole process group
@@ -542,18 +549,11 @@ def test_ctrl_c_on_a_num_proc_map_in_python_is_a_keyboard_interrupt(tmp_path):
 
 def test_a_num_proc_worker_killed_mid_run_is_one_sentence(tmp_path):
     import signal
-    import time
 
     import psutil
 
     with FakeOpenAI(coevol_replies(prefer_edit), latency=0.5) as server:
-        rows(200).to_json(tmp_path / "in.jsonl")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "hf_synth.cli", "coevol", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "o"),
-             "--model", "m", "--base-url", server.url, "--num-proc", "2", "--max-concurrency", "8"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-        while len(server.requests) < 4 and process.poll() is None:
-            time.sleep(0.1)
+        process = num_proc_run_sending(server, tmp_path)
         pool = [child for child in psutil.Process(process.pid).children()
                 if "resource_tracker" not in " ".join(child.cmdline())]
         senders = [child for child in pool if child.net_connections(kind="tcp")]  # not datasets' manager process
