@@ -145,11 +145,11 @@ def line(counts: RunStats, seconds: float, total: int | None = None, prices: tup
                                                                         if counts.rows_failed else "")]
     # the oldest request's age, once it is worth saying: a slow endpoint, not a hung run
     waited = time.time() - counts.request_since if counts.in_flight and counts.request_since else 0
-    oldest = f" (the oldest waiting {duration(waited)}" if waited >= OLDEST_SHOWN else ""
+    notes = [f"the oldest waiting {duration(waited)}"] if waited >= OLDEST_SHOWN else []
     typical = counts.request_ms / 1000 / counts.sent if counts.sent else 0
-    if oldest and typical and waited >= 5 * typical:  # one request far behind the others: say so
-        oldest += f", {waited / typical:.0f}x the average request"
-    oldest += ")" if oldest else ""
+    if notes and typical and waited >= 5 * typical:  # one request far behind the others: say so
+        notes.append(f"{waited / typical:.0f}x the average request")
+    oldest = f" ({', '.join(notes)})" if notes else ""
     parts.append(f"requests {counts.sent} answered, {counts.cached} cached, {counts.in_flight} in flight{oldest}, "
                  f"{counts.retries} retries" + (f", {counts.failed} failed" if counts.failed else ""))
     if counts.batches:
