@@ -4,6 +4,9 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
+# datasets and huggingface_hub read it once, when imported: the tests (and the commands they run in this
+# process) never reach for the Hub unless a test starts a process that is told otherwise
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 from fake_openai import FakeOpenAI, coevol_replies, prefer_edit  # noqa: E402
 

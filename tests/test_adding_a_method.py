@@ -4,8 +4,6 @@ a report section, the live status and the counts of unreadable replies. (docs/ad
 walks through it.)"""
 from __future__ import annotations
 
-import contextlib
-import io
 import pickle
 import re
 import subprocess
@@ -15,6 +13,7 @@ from pathlib import Path
 
 import datasets
 import pytest
+from command import hf_synth_cli
 from fake_openai import FakeOpenAI
 
 from hf_synth import LLM
@@ -103,12 +102,8 @@ def test_a_transform_with_the_methods_columns_sampling_and_a_stable_fingerprint(
 
 
 def cli(*args) -> tuple[int, str, str]:
-    from hf_synth.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
+    result = hf_synth_cli(*args)
+    return result.returncode, result.stdout, result.stderr
 
 
 def test_a_command_with_help_a_card_a_recipe_reproduce_a_report_and_the_counts(fake, tmp_path):
@@ -116,8 +111,8 @@ def test_a_command_with_help_a_card_a_recipe_reproduce_a_report_and_the_counts(f
     from hf_synth.hub import build_card
     from hf_synth.replies import unreadable_replies
 
-    with pytest.raises(SystemExit):
-        cli("plain-english", "--help")
+    code, out, _ = cli("plain-english", "--help")
+    assert code == 0 and "--response-column" in out
     data = tmp_path / "rows.jsonl"
     ROWS.to_json(str(data))
     code, out, err = cli("plain-english", str(data), "--output", str(tmp_path / "out"), "--model", "m",

@@ -6,7 +6,7 @@ from pathlib import Path
 import datasets
 import pytest
 from matplotlib.image import imread
-from test_cli import hf_synth_cli
+from command import hf_synth_cli
 
 import hf_synth
 from hf_synth import InputError

@@ -185,7 +185,8 @@ def test_a_run_killed_with_a_batch_in_flight_attaches_to_it_when_run_again(tmp_p
 
 
 def test_the_command_line_switch_sends_every_request_by_batch_and_says_so(tmp_path):
-    from test_cli import SAMPLE, hf_synth_cli
+    from command import hf_synth_cli
+    from test_cli import SAMPLE
 
     with FakeOpenAI(coevol_replies(prefer_edit)) as fake:
         out = tmp_path / "out"

@@ -1,20 +1,13 @@
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import datasets
+from command import hf_synth_cli
 from fake_openai import FakeOpenAI
 
 import hf_synth
 
 SAMPLE = Path(hf_synth.__file__).parent / "data" / "alpaca_sample.jsonl"
 MULTITURN = Path(hf_synth.__file__).parent / "data" / "multiturn_sample.jsonl"
-
-
-def hf_synth_cli(*args, timeout=300, env=None):
-    return subprocess.run([sys.executable, "-m", "hf_synth.cli", *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
 
 
 def test_coevol_command_writes_the_dataset_and_a_summary(server, tmp_path):
@@ -62,9 +55,8 @@ def test_missing_file_and_unreachable_hub_say_so(tmp_path):
     # online but the Hub unreachable: one look, then one sentence (load_dataset alone retries 5 times)
     with FakeOpenAI() as closed:
         hub = closed.url.removesuffix("/v1")
-    result = subprocess.run([sys.executable, "-m", "hf_synth.cli", "coevol", "someone/some-dataset", "--output",
-                             str(tmp_path / "out")], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub})
+    result = hf_synth_cli("coevol", "someone/some-dataset", "--output", tmp_path / "out", new_process=True,
+                          env={"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub})  # (read when the Hub's libraries are imported)
     assert result.returncode == 1 and "Retrying" not in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: Could not load 'someone/some-dataset': the Hugging Face Hub at {hub} cannot be reached "

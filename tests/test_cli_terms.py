@@ -4,13 +4,12 @@ and errors in Python that start where the user called."""
 import json
 import os
 import shutil
-import subprocess
-import sys
 import traceback
 from pathlib import Path
 
 import datasets
 import pytest
+from command import hf_synth_cli
 from fake_openai import FakeOpenAI, coevol_replies, prefer_edit
 
 import hf_synth
@@ -20,9 +19,7 @@ from hf_synth.recipe import FILE
 SAMPLE = Path(hf_synth.__file__).parent / "data" / "alpaca_sample.jsonl"
 
 
-def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "hf_synth.cli", *args], capture_output=True, text=True, timeout=300,
-                          cwd=cwd)
+cli = hf_synth_cli
 
 
 def error_line(result) -> str:

@@ -90,7 +90,7 @@ def test_the_estimate_of_a_500_row_run_from_20_rows_is_within_a_quarter(tmp_path
 
 
 def test_the_command_caps_the_cost_says_how_to_go_on_and_estimates(tmp_path):
-    from test_cli import hf_synth_cli
+    from command import hf_synth_cli
 
     data = tmp_path / "rows.jsonl"
     rows(30).to_json(str(data))

@@ -2,15 +2,13 @@
 fake Hub on loopback."""
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import datasets
 import pyarrow.parquet as pq
 import pytest
+from command import hf_synth_cli
 from fake_hub import FakeHub
 from fake_openai import FakeOpenAI, coevol_replies, prefer_edit, r2s_replies, review_replies
 from huggingface_hub import DatasetCard
@@ -123,11 +121,6 @@ def test_the_repository_folder_loads_back_equal_and_reproduces(tmp_path):
 
     for path in folder.rglob("*"):
         assert not path.is_file() or KEY.encode() not in path.read_bytes(), path
-
-
-def hf_synth_cli(*args, env=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "hf_synth.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def hub_env(hub_url: str) -> dict:

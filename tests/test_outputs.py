@@ -3,12 +3,11 @@ folder hf_synth wrote, refuses anything else in one sentence before any request 
 writes over its input, `--overwrite` or not."""
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import datasets
 import pytest
+from command import hf_synth_cli
 
 import hf_synth
 from hf_synth import LLM, CoEvolTransform, HFSynthError
@@ -17,9 +16,7 @@ from hf_synth.hub import write_repo
 SAMPLE = Path(hf_synth.__file__).parent / "data" / "alpaca_sample.jsonl"
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "hf_synth.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
+cli = hf_synth_cli
 
 
 def coevol(server, source, output, *more):
@@ -117,9 +114,8 @@ def test_recipes_and_cards_carry_no_path_of_this_machine(server, tmp_path):
     project = tmp_path / "project"
     (project / "data").mkdir(parents=True)
     shutil.copy(SAMPLE, project / "data" / "alpaca.jsonl")
-    near = subprocess.run([sys.executable, "-m", "hf_synth.cli", "coevol", "data/alpaca.jsonl", "--output", "out/run",
-                           "--limit", "2", "--mode", "edit", "--model", "m", "--base-url", server.url],
-                          capture_output=True, text=True, timeout=300, cwd=project)
+    near = cli("coevol", "data/alpaca.jsonl", "--output", "out/run", "--limit", "2", "--mode", "edit", "--model", "m",
+               "--base-url", server.url, cwd=project)
     assert near.returncode == 0, near.stderr
     far = tmp_path / "elsewhere" / "deep" / "down" / "run"
     assert coevol(server, project / "data" / "alpaca.jsonl", far).returncode == 0

@@ -2,14 +2,12 @@
 sets the fake server up to trigger the promise, over real HTTP, and fails when the promise breaks."""
 import dataclasses
 import email.utils
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import datasets
 import pytest
+from command import hf_synth_cli
 from fake_openai import FakeOpenAI, agent_of, coevol_replies, prefer_edit, r2s_replies, review_replies
 
 import hf_synth
@@ -192,9 +190,7 @@ def test_llm_reads_openai_api_key(server, monkeypatch):
     assert server.headers[0]["Authorization"] == "Bearer sk-from-the-environment"
 
 
-def cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "hf_synth.cli", *args], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
+cli = hf_synth_cli
 
 
 def test_cli_api_key_env_and_no_cache(server, tmp_path):

@@ -6,7 +6,7 @@ from pathlib import Path
 import datasets
 import pytest
 from fake_openai import FakeOpenAI, agent_of, r2s_replies
-from test_cli import hf_synth_cli
+from command import hf_synth_cli
 
 import hf_synth
 from hf_synth import LLM, InputError, R2STransform

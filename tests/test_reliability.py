@@ -14,6 +14,7 @@ import sys
 
 import datasets
 import pytest
+from command import hf_synth_cli
 from fake_openai import FakeOpenAI, coevol_replies, prefer_edit
 
 from hf_synth import LLM, CoEvolTransform, EndpointError
@@ -429,9 +430,7 @@ def test_a_cache_folder_that_does_not_exist_yet_is_made_and_used(server, tmp_pat
 
 # -- 6. the edges of the CLI and the input
 
-def cli(*args, timeout=300, **kwargs):
-    return subprocess.run([sys.executable, "-m", "hf_synth.cli", *args], capture_output=True, text=True,
-                          timeout=timeout, **kwargs)
+cli = hf_synth_cli
 
 
 def last_line(result) -> str:
@@ -597,9 +596,7 @@ def test_conversations_whose_turns_have_uneven_keys_are_read_from_a_jsonl_file(s
 def test_a_file_that_is_not_utf8_is_one_sentence_before_any_request(server, tmp_path):
     data = tmp_path / "latin.jsonl"
     data.write_bytes(b'{"instruction": "fine", "output": "x"}\n{"instruction": "caf\xe9 au lait", "output": "y"}\n')
-    result = subprocess.run([sys.executable, "-m", "hf_synth.cli", "coevol", str(data), "--output",
-                             str(tmp_path / "out"), "--model", "m", "--base-url", server.url],
-                            capture_output=True, text=True, timeout=300)
+    result = cli("coevol", data, "--output", tmp_path / "out", "--model", "m", "--base-url", server.url)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (f"error: {data} is not UTF-8: line 2 holds the byte 0xe9; "
                                                       "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8).")

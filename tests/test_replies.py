@@ -1,10 +1,9 @@
 """Replies a method could not use are counted and said, per method and agent: never read as the
 model's judgement. The fake server answers in formats the parsers cannot read."""
-import subprocess
-import sys
 from pathlib import Path
 
 import datasets
+from command import hf_synth_cli
 from fake_openai import FakeOpenAI, agent_of, coevol_replies, review_replies
 
 import hf_synth
@@ -67,9 +66,8 @@ def test_reviewers_without_verdicts_a_chairman_without_a_question_and_cut_replie
 
 def test_the_summary_and_the_card_say_so(tmp_path):
     with FakeOpenAI(coevol_replies(rambling_judge)) as server:
-        result = subprocess.run([sys.executable, "-m", "hf_synth.cli", "coevol", str(SAMPLE), "--output",
-                                 str(tmp_path / "o"), "--limit", "2", "--max-rounds", "1", "--model", "m",
-                                 "--base-url", server.url], capture_output=True, text=True, timeout=300)
+        result = hf_synth_cli("coevol", SAMPLE, "--output", tmp_path / "o", "--limit", "2", "--max-rounds", "1",
+                              "--model", "m", "--base-url", server.url)
         assert result.returncode == 0, result.stderr
         assert "replies not used: CoEvol judge: 4 unreadable of 4" in result.stdout and ADVICE in result.stdout
         out = datasets.load_from_disk(str(tmp_path / "o"))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
 import os
@@ -140,39 +141,53 @@ def in_cli_terms(message: str, parser: argparse.ArgumentParser) -> str:
     return _PYTHON_ADVICE.sub(flag, message)
 
 
-def _log_status_lines() -> None:
-    """Without a terminal the live status is a log line every 30 s (and one at the end): show them."""
+@contextlib.contextmanager
+def _as_a_command():
+    """What a command's run changes in the process, undone when it ends (so `main` can be called again,
+    from a script or a test): status lines logged to the stderr of the moment (without a terminal the
+    live status is a log line every 30 s and one at the end), no `datasets` progress bars beside the
+    live status, and Ctrl-C and SIGTERM handled in the main process only."""
     log = logging.getLogger("hf_synth.status")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logged = (log.level, log.propagate)
     if not log.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
+    bars_were_on = not datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    interrupt = _interrupt_main_process_only(os.getpid())
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, action in previous.items():
+            signal.signal(sig, action)
+        if bars_were_on:
+            datasets.enable_progress_bars()
+        if handler in log.handlers:
+            log.removeHandler(handler)
+            log.setLevel(logged[0])
+            log.propagate = logged[1]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _log_status_lines()
-    datasets.disable_progress_bars()  # the live status is the progress: not a bar per load, map and save
-    handler = _interrupt_main_process_only(os.getpid())
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        args.run(args)
-    except BaseException as raised:
-        exc = as_what_happened(raised)  # (Dataset.map's pool errors, as what happened)
-        if isinstance(exc, HFSynthError):
-            print(f"error: {in_cli_terms(str(exc), parser)}", file=sys.stderr)
-            return 1
-        if isinstance(exc, KeyboardInterrupt):
-            print("interrupted: completed requests are cached; run the same command again to resume",
-                  file=sys.stderr)
-            return 130
-        raise
-    finally:
-        for sig, action in previous.items():
-            signal.signal(sig, action)
+    with _as_a_command():
+        try:
+            args.run(args)
+        except BaseException as raised:
+            exc = as_what_happened(raised)  # (Dataset.map's pool errors, as what happened)
+            if isinstance(exc, HFSynthError):
+                print(f"error: {in_cli_terms(str(exc), parser)}", file=sys.stderr)
+                return 1
+            if isinstance(exc, KeyboardInterrupt):
+                print("interrupted: completed requests are cached; run the same command again to resume",
+                      file=sys.stderr)
+                return 130
+            raise
     return 0
 
 
