@@ -9,7 +9,8 @@ import pytest
 from hf_synth import LLM, CoEvolTransform
 from hf_synth.status import counts
 
-pytestmark = pytest.mark.embedded
+# one worker runs them all, so the model starts once (pytest-xdist)
+pytestmark = [pytest.mark.embedded, pytest.mark.xdist_group("embedded")]
 
 
 def cut(error: str | None, max_tokens: int, agents: str = r"\w+") -> bool:
