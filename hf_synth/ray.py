@@ -31,6 +31,7 @@ output being what `Dataset.map` gives. What makes that safe on a real cluster:
 from __future__ import annotations
 
 import copy
+import gc
 import os
 from typing import Any
 
@@ -137,18 +138,25 @@ def run(dataset, transform: MapTransform, *, output: str | None = None, **option
     # in order, and an actor's own exception rather than Ray Data's UserCodeException (which loses it)
     context.execution_options.preserve_order = context.raise_original_map_exception = True
     try:
-        mapped = map_batches(dataset, transform, **options)
-        if output is None:
-            return mapped.materialize()
-        mapped.write_parquet(output)
-        return None
+        return _execute(map_batches(dataset, transform, **options), output)
     except Exception as error:
         ours = own_error(error)
         if ours is None:
             raise
-        raise ours from None
     finally:
         context.execution_options.preserve_order, context.raise_original_map_exception = saved
+    # Ray's error, gone now, held the failed execution in reference cycles: collected at once, its actors
+    # end (freeing their CPUs, and the keys' actor its keys) instead of living until a garbage collection
+    # happens to run, while a run that follows waits for their CPUs (14-23 s on a 2-CPU cluster)
+    gc.collect()
+    raise ours
+
+
+def _execute(mapped, output: str | None):
+    if output is None:
+        return mapped.materialize()
+    mapped.write_parquet(output)
+    return None
 
 
 def connect(address: str) -> None:

@@ -1,5 +1,6 @@
 """hf_synth.ray on a local Ray cluster bound to loopback: the same output as Dataset.map, one budget for
 the job, keys that reach the workers without being written, our errors as ours."""
+import gc
 import ipaddress
 import os
 import shutil
@@ -13,6 +14,7 @@ os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 import datasets  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import pytest  # noqa: E402
+from command import hf_synth_cli  # noqa: E402
 from fake_openai import FakeOpenAI, coevol_replies, prefer_edit  # noqa: E402
 
 import hf_synth  # noqa: E402
@@ -22,7 +24,8 @@ from hf_synth.errors import EndpointError  # noqa: E402
 ray = pytest.importorskip("ray")
 from hf_synth.ray import run  # noqa: E402
 
-pytestmark = pytest.mark.ray
+# one worker runs them all, so the cluster starts once (pytest-xdist)
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
 
 MULTITURN = Path(hf_synth.__file__).parent / "data" / "multiturn_sample.jsonl"
 ROWS = datasets.Dataset.from_dict({"instruction": [f"Name colour {i}." for i in range(12)],
@@ -50,10 +53,19 @@ def listening() -> set[tuple[str, int]]:
 def cluster(tmp_path_factory):
     before = listening()
     temp = tmp_path_factory.mktemp("ray")
-    ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(temp), log_to_driver=False,
-             configure_logging=False)
-    yield {"opened": listening() - before, "temp": temp}
+    started = ray.init(num_cpus=2, include_dashboard=False, _temp_dir=str(temp), log_to_driver=False,
+                       configure_logging=False)
+    yield {"opened": listening() - before, "temp": temp, "address": started.address_info["address"]}
     ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def failed_executions_let_go(caplog):
+    """pytest keeps a test's log records, and Ray's hold a failed execution, actors and all, in their
+    tracebacks: once the test is done they go, so that the next test has the cluster's CPUs."""
+    yield
+    caplog.get_records("call").clear()
+    gc.collect()
 
 
 @pytest.fixture
@@ -158,6 +170,37 @@ def test_an_endpoint_error_reaches_the_caller_as_itself_in_one_sentence(cluster)
     assert type(raised.value) is EndpointError
 
 
+AFTER_A_FAILED_RUN = """
+import sys, time
+import datasets, ray
+from hf_synth import LLM, CoEvolTransform, EndpointError
+from hf_synth.ray import run
+ray.init(address=sys.argv[1], log_to_driver=False, configure_logging=False)
+rows = datasets.Dataset.from_dict({"instruction": ["a", "b"], "output": ["x", "y"]})
+try:
+    run(rows, CoEvolTransform(LLM(model="m", base_url=sys.argv[2], api_key="a-wrong-key"), max_rounds=1))
+except EndpointError:
+    pass
+deadline = time.monotonic() + 30
+while ray.available_resources().get("CPU", 0) < ray.cluster_resources()["CPU"] and time.monotonic() < deadline:
+    time.sleep(0.2)
+print(ray.available_resources().get("CPU", 0), "of", ray.cluster_resources()["CPU"], "CPUs free")
+"""
+
+
+def test_a_failed_runs_actors_end_with_it(cluster):
+    # in a process of its own: pytest's log capture would keep Ray's log records, whose tracebacks hold
+    # the failed execution and its actors (a user's handlers keep none)
+    import subprocess
+    import sys
+
+    with FakeOpenAI(coevol_replies(prefer_edit), api_key="the-right-key") as server:
+        result = subprocess.run([sys.executable, "-c", AFTER_A_FAILED_RUN, cluster["address"], server.url],
+                                capture_output=True, text=True, timeout=300)
+    # the next run gets the cluster's CPUs at once, not once a garbage collection happens to free them
+    assert result.stdout.strip().splitlines()[-1] == "2.0 of 2.0 CPUs free", result.stderr[-3000:]
+
+
 def test_a_block_of_failed_rows_writes_typed_parquet_after_a_repartition(cluster, fake, tmp_path):
     bad = datasets.Dataset.from_dict({"instruction": [None, "", None, "  "], "output": ["a", "b", None, "d"]})
     mapped = ray.data.from_arrow(bad.data.table).repartition(4)
@@ -175,8 +218,7 @@ def test_the_cli_runs_a_method_on_a_local_cluster(fake, tmp_path):
 
     sample = Path(hf_synth.__file__).parent / "data" / "alpaca_sample.jsonl"
     common = ["coevol", str(sample), "--limit", "4", "--max-rounds", "1", "--model", "m", "--base-url", fake.url]
-    here = subprocess.run([sys.executable, "-m", "hf_synth.cli", *common, "--output", str(tmp_path / "here")],
-                          capture_output=True, text=True, timeout=300)
+    here = hf_synth_cli(*common, "--output", tmp_path / "here")
     assert here.returncode == 0, here.stderr
     sent = len(fake.requests)
     ray_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # (Ray's socket paths must be short)
@@ -319,3 +361,4 @@ def test_a_checkpoint_never_freezes_failures_and_an_unwritable_one_is_said_befor
     with pytest.raises(HFSynthError, match=r"The checkpoint .* cannot be written .*: point checkpoint="):
         run(ROWS, CoEvolTransform(llm, mode="edit", cache=False), checkpoint=f"file://{blocked}/sub")
     assert len(fake.requests) - before == 3
+
