@@ -166,3 +166,18 @@ def test_an_agent_gets_its_own_model_on_the_command_line(tmp_path):
     assert models == {("candidate", "m"), ("reviewer", "m"), ("reviewer", "qwen2-72b"), ("chairman", "big")}
     assert typo.returncode == 1 and "this run has no agent 'chairmen'; its agents are candidate, chairman, reviewer" \
         in typo.stderr
+
+
+def test_the_command_can_run_twice_in_one_process_and_leaves_it_as_it_was(server, tmp_path):
+    import logging
+    import signal
+
+    status_log = logging.getLogger("hf_synth.status")
+    before = (list(status_log.handlers), status_log.propagate, datasets.are_progress_bars_disabled(),
+              signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM))
+    for rows in (1, 2):  # the second run's status lines go to its own stderr, not the first one's
+        result = hf_synth_cli("coevol", SAMPLE, "--output", tmp_path / str(rows), "--limit", rows, "--max-rounds", "1",
+                              "--model", "m", "--base-url", server.url)
+        assert result.returncode == 0 and f"rows {rows}/{rows} |" in result.stderr, result.stderr
+    assert (list(status_log.handlers), status_log.propagate, datasets.are_progress_bars_disabled(),
+            signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
