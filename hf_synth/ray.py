@@ -42,6 +42,7 @@ from .errors import HFSynthError
 from .llm.cache import default_cache_dir
 from .llm.config import LLM
 from .llm.secret import GIVEN_PREFIX
+from .status import FOLDER_VARIABLE
 from .transforms.base import MapTransform
 
 ACTORS = 2
@@ -51,7 +52,7 @@ BATCH_SIZE = 64
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class _Keys:
-    """Holds the job's keys in memory and hands them to its actors. (Ray Data keeps an actor pool's
+    """Holds the job's keys in memory (and the folder its counts go to) and hands them to its actors. (Ray Data keeps an actor pool's
     constructor arguments in the object store, which spills to disk under memory pressure; a small
     reply to a call is not stored there.) If it dies, Ray starts it again from its creation task (whose
     small arguments the control store keeps in memory), and a worker restarted meanwhile waits for it
@@ -115,7 +116,10 @@ def map_batches(dataset, transform: MapTransform, *, actors: int = ACTORS, batch
     if checkpoint:
         Checkpoint(checkpoint, transform)  # a location that cannot be written is said before any request
     shared, keys = for_actors(transform, actors)
-    return dataset.map_batches(_Worker, fn_constructor_args=(shared, _Keys.remote(keys), checkpoint),
+    # where the actors write their counts for the live status and the summary: a cluster that this
+    # process did not start has not inherited it
+    reporting = {FOLDER_VARIABLE: os.environ[FOLDER_VARIABLE]} if FOLDER_VARIABLE in os.environ else {}
+    return dataset.map_batches(_Worker, fn_constructor_args=(shared, _Keys.remote({**keys, **reporting}), checkpoint),
                                batch_format="pyarrow",
                                batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=actors),
                                num_cpus=num_cpus)

@@ -213,7 +213,7 @@ def test_a_block_of_failed_rows_writes_typed_parquet_after_a_repartition(cluster
     assert len(fake.requests) == 0
 
 
-def test_the_cli_runs_a_method_on_a_local_cluster(fake, tmp_path):
+def test_the_cli_runs_a_method_on_a_cluster(cluster, fake, tmp_path):
     import subprocess
     import sys
 
@@ -222,14 +222,10 @@ def test_the_cli_runs_a_method_on_a_local_cluster(fake, tmp_path):
     here = hf_synth_cli(*common, "--output", tmp_path / "here")
     assert here.returncode == 0, here.stderr
     sent = len(fake.requests)
-    ray_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # (Ray's socket paths must be short)
-    try:
-        on_ray = subprocess.run([sys.executable, "-m", "hf_synth.cli", *common, "--output", str(tmp_path / "ray_out"),
-                                 "--ray", "local", "--ray-checkpoint", str(tmp_path / "batches")],
-                                capture_output=True, text=True, timeout=300,
-                                env={**os.environ, "RAY_TMPDIR": ray_dir})
-    finally:
-        shutil.rmtree(ray_dir, ignore_errors=True)
+    # the running cluster, joined by its address (the wrong-key test below starts one with --ray local)
+    on_ray = subprocess.run([sys.executable, "-m", "hf_synth.cli", *common, "--output", str(tmp_path / "ray_out"),
+                             "--ray", cluster["address"], "--ray-checkpoint", str(tmp_path / "batches")],
+                            capture_output=True, text=True, timeout=300)
     assert on_ray.returncode == 0, on_ray.stderr
     assert datasets.load_from_disk(str(tmp_path / "ray_out")).to_list() == \
         datasets.load_from_disk(str(tmp_path / "here")).to_list()
