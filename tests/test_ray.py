@@ -325,17 +325,18 @@ def test_the_job_outlives_its_keys_actor_and_a_worker_restarted_after_it(cluster
 
 def test_a_checkpoint_makes_a_rerun_free_on_any_node_and_follows_the_fingerprint(cluster, fake, tmp_path):
     shared = f"file://{tmp_path / 'shared'}"  # stands in for storage every node sees
+    # (one actor per run: the batches, not the actors, are what a checkpoint keeps)
     llm = LLM(model="fake-model", base_url=fake.url)
-    first = arrow(run(ROWS, CoEvolTransform(llm, max_rounds=1, cache=False), batch_size=3, checkpoint=shared))
+    first = arrow(run(ROWS, CoEvolTransform(llm, max_rounds=1, cache=False), batch_size=3, actors=1, checkpoint=shared))
     assert len(fake.requests) == 12 * 8
     stored = sorted((tmp_path / "shared").rglob("*.arrow"))
     assert len(stored) == 4  # one per batch of 3 rows
     # another node: no request cache of its own, and the checkpoint answers every batch
-    again = arrow(run(ROWS, CoEvolTransform(llm, max_rounds=1, cache=False), batch_size=3, checkpoint=shared))
+    again = arrow(run(ROWS, CoEvolTransform(llm, max_rounds=1, cache=False), batch_size=3, actors=1, checkpoint=shared))
     assert again.to_pylist() == first.to_pylist() and len(fake.requests) == 12 * 8
     # a damaged batch runs again; other options are another transform: nothing of it is reused
     stored[0].write_bytes(b"not arrow")
-    run(ROWS, CoEvolTransform(llm, max_rounds=1, cache=False), batch_size=3, checkpoint=shared)
+    run(ROWS, CoEvolTransform(llm, max_rounds=1, cache=False), batch_size=3, actors=1, checkpoint=shared)
     assert len(fake.requests) == 12 * 8 + 3 * 8
     before = len(fake.requests)
     edited = arrow(run(ROWS, CoEvolTransform(llm, max_rounds=1, mode="edit", cache=False), batch_size=3,
@@ -347,11 +348,11 @@ def test_a_checkpoint_never_freezes_failures_and_an_unwritable_one_is_said_befor
     shared = f"file://{tmp_path / 'shared'}"
     llm = LLM(model="fake-model", base_url=fake.url, max_retries=0)
     fake.fault_for = lambda body: 400 if "colour 4." in str(body["messages"]) else None  # one row fails
-    first = arrow(run(ROWS, CoEvolTransform(llm, mode="edit", cache=False), batch_size=3, checkpoint=shared))
+    first = arrow(run(ROWS, CoEvolTransform(llm, mode="edit", cache=False), batch_size=3, actors=1, checkpoint=shared))
     assert sum(error is not None for error in first.column("coevol_error").to_pylist()) == 1
     fake.fault_for = None  # the endpoint heals: the batch holding the failure runs again, the others do not
     before = len(fake.requests)
-    again = arrow(run(ROWS, CoEvolTransform(llm, mode="edit", cache=False), batch_size=3, checkpoint=shared))
+    again = arrow(run(ROWS, CoEvolTransform(llm, mode="edit", cache=False), batch_size=3, actors=1, checkpoint=shared))
     assert again.column("coevol_error").to_pylist() == [None] * 12 and len(fake.requests) - before == 3
 
     blocked = tmp_path / "a-file"
