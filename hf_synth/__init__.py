@@ -3,7 +3,7 @@ __version__ = "0.1.0"
 
 from .errors import CacheError, ConfigError, EndpointError, HFSynthError, InputError  # noqa: E402
 from .llm.config import LLM  # noqa: E402
-from .estimation import estimate  # noqa: E402
+from .runs.estimation import estimate  # noqa: E402
 from .retry import retry_failed  # noqa: E402
 from .transforms import CoEvolTransform, R2STransform, ReviewInstructTransform  # noqa: E402
 

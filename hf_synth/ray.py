@@ -26,7 +26,7 @@ output being what `Dataset.map` gives. What makes that safe on a real cluster:
 - **Errors in one sentence.** An `EndpointError` (or any other `HFSynthError`) raised in an actor is
   raised to the caller as itself, not as a Ray exception wrapping a traceback.
 - **A re-run is free.** On one node the actors share the node's request cache (the driver's cache
-  folder); on several, `checkpoint=` keeps every finished batch on storage all nodes see (`checkpoint.py`).
+  folder); on several, `checkpoint=` keeps every finished batch on storage all nodes see (`runs/checkpoint.py`).
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ from typing import Any
 
 import ray
 
-from .checkpoint import Checkpoint
+from .runs.checkpoint import Checkpoint
 from .errors import HFSynthError
 from .llm.cache import default_cache_dir
 from .llm.config import LLM

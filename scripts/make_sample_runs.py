@@ -18,7 +18,8 @@ from pathlib import Path
 
 import datasets
 
-from hf_synth import LLM, CoEvolTransform, R2STransform, ReviewInstructTransform, recipe
+from hf_synth import LLM, CoEvolTransform, R2STransform, ReviewInstructTransform
+from hf_synth.runs import recipe
 from hf_synth.transforms import DialogueEvalTransform, DifficultyTransform
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,6 +1,6 @@
 """Mutation testing of the engine, the runner and the judge: how many deliberate bugs the tests catch.
 
-mutmut (3.x) makes small changes ("mutants") to `hf_synth/llm/`, `hf_synth/runner.py` and
+mutmut (3.x) makes small changes ("mutants") to `hf_synth/llm/`, `hf_synth/transforms/runner.py` and
 `hf_synth/methods/judge.py` — a `<` for a `<=`, a string changed, an argument dropped — and runs the
 tests that cover each changed function against it; a mutant that no test fails "survived". The
 configuration is `[tool.mutmut]` in pyproject.toml. It runs in a fresh clone of this checkout (mutmut

@@ -251,7 +251,7 @@ def latin1_byte(server):
 
 
 def empty_split(server):
-    from hf_synth.io import load_input
+    from hf_synth.runs.inputs import load_input
 
     features = datasets.Features({"instruction": datasets.Value("string"), "output": datasets.Value("string")})
     with tempfile.TemporaryDirectory() as folder:

@@ -14,7 +14,7 @@ from fake_openai import FakeOpenAI, coevol_replies, prefer_edit
 
 import hf_synth
 from hf_synth import LLM, CoEvolTransform, EndpointError
-from hf_synth.recipe import FILE
+from hf_synth.runs.recipe import FILE
 
 SAMPLE = Path(hf_synth.__file__).parent / "data" / "alpaca_sample.jsonl"
 

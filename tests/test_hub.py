@@ -14,7 +14,8 @@ from fake_openai import FakeOpenAI, coevol_replies, prefer_edit, r2s_replies, re
 from huggingface_hub import DatasetCard
 
 import hf_synth
-from hf_synth import LLM, CoEvolTransform, R2STransform, ReviewInstructTransform, recipe
+from hf_synth import LLM, CoEvolTransform, R2STransform, ReviewInstructTransform
+from hf_synth.runs import recipe
 from hf_synth.errors import InputError
 from hf_synth.hub import build_card, write_repo
 from hf_synth.transforms import DialogueEvalTransform

@@ -363,7 +363,7 @@ def test_a_429_that_outlives_its_retries_counts_toward_stopping_the_run(server):
 def test_a_bug_inside_a_method_marks_its_row_logs_the_traceback_once_and_the_run_goes_on(server, llm, caplog):
     from hf_synth.llm import loop
     from hf_synth.protocol import Chat, user
-    from hf_synth.runner import Runner
+    from hf_synth.transforms.runner import Runner
 
     def sound():
         reply = yield Chat("editor", [user("Say something.")])
@@ -373,7 +373,7 @@ def test_a_bug_inside_a_method_marks_its_row_logs_the_traceback_once_and_the_run
         reply = yield Chat("editor", [user("Say something else.")])
         return {"reply": reply}["missing"]  # a KeyError no method should raise
 
-    with caplog.at_level("ERROR", logger="hf_synth.runner"):
+    with caplog.at_level("ERROR", logger="hf_synth.transforms.runner"):
         outcomes = loop.run(Runner({}, llm, cache_dir=False).run([sound(), buggy(), sound()]))
     assert [o.error for o in outcomes] == [None, "KeyError: 'missing'", None]
     assert outcomes[0].result == outcomes[2].result and outcomes[0].result.isupper()

@@ -604,7 +604,7 @@ def test_a_file_that_is_not_utf8_is_one_sentence_before_any_request(server, tmp_
 
 
 def test_a_saved_dataset_dict_with_an_empty_split_is_read_split_by_split(tmp_path):
-    from hf_synth.io import load_input
+    from hf_synth.runs.inputs import load_input
 
     features = datasets.Features({"instruction": datasets.Value("string"), "output": datasets.Value("string")})
     datasets.DatasetDict({"train": datasets.Dataset.from_dict({"instruction": ["a"], "output": ["b"]}, features=features),

@@ -142,7 +142,7 @@ def test_difficulty_transform_marks_bad_conversations_and_names_missing_columns(
 
 def test_an_llm_that_names_only_a_model_samples_at_the_authors_settings(review_server):
     """The method's sampling defaults fill what the user left unset; what the user set wins, per agent too."""
-    from hf_synth import recipe
+    from hf_synth.runs import recipe
 
     seeds = datasets.Dataset.from_dict(SEEDS).select([0])
     named = LLM(model="fake-model", base_url=review_server.url)

@@ -283,7 +283,7 @@ def test_structured_changes_the_fingerprint_and_the_request_cache_key(server, mo
 
 
 def test_a_recipe_records_the_dialect_and_an_older_one_reruns_unconstrained(server, tmp_path):
-    from hf_synth import recipe
+    from hf_synth.runs import recipe
 
     held = CoEvolTransform(LLM(model="fake-model", base_url=server.url, structured="sglang"), max_rounds=1)
     made = recipe.make([held], source="x.jsonl")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .. import outputs
+from ..runs import outputs
 from ..errors import HFSynthError
 from ..method import resolve
 from .flags import cache_of, llm_of
@@ -12,8 +12,8 @@ from .run import _publish, _reused, _save, run
 
 
 def publish(args) -> None:
-    from .. import recipe as recipes
-    from ..io import load_input
+    from ..runs import recipe as recipes
+    from ..runs.inputs import load_input
 
     if args.local_only and not args.folder:
         raise HFSynthError("--local-only writes the repository folder only: say where with --folder")
@@ -24,7 +24,7 @@ def publish(args) -> None:
 
 
 def reproduce(args) -> None:
-    from .. import recipe as recipes
+    from ..runs import recipe as recipes
 
     recipe = recipes.load(args.recipe)
     given = recipe["input"]
@@ -45,7 +45,7 @@ def reproduce(args) -> None:
 
 def filter_rows(args) -> None:
     from .. import filters, status
-    from ..io import load_input
+    from ..runs.inputs import load_input
 
     started = time.monotonic()
     keep = [name.strip() for name in (args.keep or "").split(",") if name.strip()]
@@ -100,7 +100,7 @@ def offered_filters() -> list:
 
 def analyze(args) -> None:
     from ..analysis import report
-    from ..io import load_input
+    from ..runs.inputs import load_input
 
     outputs.check(args.output, inputs=[args.input], overwrite=args.overwrite)
     dataset = load_input(args.input, args.split)

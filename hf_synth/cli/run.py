@@ -12,7 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from .. import outputs, replies
+from .. import replies
+from ..runs import outputs
 from ..errors import HFSynthError
 from ..llm.config import LLM
 from ..method import by_prefix
@@ -22,8 +23,8 @@ def run(args, steps, title: str):
     """Load the input, map each of `steps` over it (e.g. a method, then a judge) — or, with
     --retry-failed, only the failed rows of the earlier run in --output — save the result with its
     recipe, print a summary, publish it if asked; returns the dataset."""
-    from .. import recipe as recipes
-    from ..io import load_input
+    from ..runs import recipe as recipes
+    from ..runs.inputs import load_input
     from .. import status
     from ..retry import failed_rows, retry_failed
     from ..transforms.base import with_empty_outputs
@@ -78,8 +79,8 @@ def run(args, steps, title: str):
 
 def estimate_only(args, transform) -> None:
     """`--estimate`: run a sample of the input and print what the whole run would take; save nothing."""
-    from ..estimation import estimate
-    from ..io import load_input
+    from ..runs.estimation import estimate
+    from ..runs.inputs import load_input
 
     dataset = load_input(args.input, args.split)
     if args.limit is not None:
@@ -106,8 +107,8 @@ def _retry_plan(args, steps, dataset):
     """The earlier run saved in --output and its failed rows, once it is sure that retrying them mixes
     nothing: the same input, the same method options and models (how requests are sent, and
     max_tokens — the remedy for cut replies — may change; the recipe records it)."""
-    from .. import recipe as recipes
-    from ..io import load_input
+    from ..runs import recipe as recipes
+    from ..runs.inputs import load_input
     from ..retry import failed_rows
 
     if not (Path(args.output) / "dataset_info.json").exists():
@@ -180,7 +181,7 @@ def _save(dataset, folder, command: str, recipe: dict | None = None) -> None:
     """Save to `folder` (already checked by `outputs.check`) with its recipe and hf_synth's mark,
     replacing what is there only once the new copy is complete: the dataset may be read from the old
     one, and a run killed while saving leaves the old one whole."""
-    from .. import recipe as recipes
+    from ..runs import recipe as recipes
 
     folder = Path(folder)
     scratch = folder.with_name(f"{folder.name}.saving-{os.getpid()}")

@@ -15,7 +15,8 @@ import jinja2
 from huggingface_hub import DatasetCard, DatasetCardData
 from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
-from .. import __version__, recipe as recipes, replies
+from .. import __version__, replies
+from ..runs import recipe as recipes
 from ..errors import HFSynthError, InputError
 from .client import hub_api, plain_errors
 

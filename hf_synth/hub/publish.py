@@ -12,8 +12,8 @@ from typing import Any, Sequence
 
 import datasets
 
-from .. import outputs
-from .. import recipe as recipes
+from ..runs import outputs
+from ..runs import recipe as recipes
 from ..errors import HFSynthError
 from .card import DATA_FILES, build_card, recipe_of
 from .client import hub_api, plain_errors

@@ -25,7 +25,7 @@ from ..llm import loop, structured
 from ..llm.config import LLM
 from ..method import Method, register
 from ..protocol import Protocol
-from ..runner import Outcome, Runner
+from .runner import Outcome, Runner
 from ..status import counts
 from .batches import Batch, as_arrow
 
@@ -156,7 +156,7 @@ class MapTransform:
                 "llms": {agent: llm.identity() for agent, llm in sorted(self.llms.items())}}
 
     def settings(self) -> dict[str, Any]:
-        """What rebuilds this transform (see `hf_synth.recipe`): its class, options and LLMs'
+        """What rebuilds this transform (see `hf_synth.runs.recipe`): its class, options and LLMs'
         settings; no API key, and not the local request cache folder."""
         return {"transform": type(self).__name__, "options": self.options(), "llm": self.llm.settings(),
                 "llms": {agent: llm.settings() for agent, llm in sorted(self.llms.items())}}

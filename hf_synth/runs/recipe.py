@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import __version__
-from .errors import InputError
-from .llm.config import LLM
+from .. import __version__
+from ..errors import InputError
+from ..llm.config import LLM
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def transforms(recipe: dict[str, Any], *, api_key_env: str | None = None, cache:
     """The transforms a recipe describes, ready to map. Every endpoint reads its key from the
     environment variable `api_key_env` (default: the one the recipe names, else ``OPENAI_API_KEY``);
     `model` and `base_url`, when given, replace every endpoint's (to run the recipe elsewhere)."""
-    from .method import transforms as declared
+    from ..method import transforms as declared
 
     if recipe.get("hf_synth") != __version__:
         logger.warning("this recipe was written by hf_synth %s and runs on %s: prompts or code may differ",

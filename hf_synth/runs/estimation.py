@@ -10,9 +10,9 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from . import status
-from .status import duration, short
-from .llm.prices import BATCH_DISCOUNT, cost, prices_of
+from .. import status
+from ..status import duration, short
+from ..llm.prices import BATCH_DISCOUNT, cost, prices_of
 
 Z = 1.96  # the range is the 95% interval of the mean, scaled to the dataset
 

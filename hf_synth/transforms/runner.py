@@ -13,12 +13,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from . import status
-from .errors import CallFailed, HFSynthError, RowError
-from .llm.config import LLM
-from .llm.door import Door, Usage
-from .llm.spending import CAP, Spending
-from .protocol import Chat, Protocol, Reply
+from .. import status
+from ..errors import CallFailed, HFSynthError, RowError
+from ..llm.config import LLM
+from ..llm.door import Door, Usage
+from ..llm.spending import CAP, Spending
+from ..protocol import Chat, Protocol, Reply
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import HFSynthError
+from ..errors import HFSynthError
 
 logger = logging.getLogger(__name__)
 

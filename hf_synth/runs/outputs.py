@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import HFSynthError
+from ..errors import HFSynthError
 
 MARK = ".hf_synth"
 OLD_MARKS = ("hf_synth_recipe.json",)

@@ -8,7 +8,7 @@ from pathlib import Path
 import datasets
 import huggingface_hub
 
-from .errors import HFSynthError, InputError
+from ..errors import HFSynthError, InputError
 
 BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
@@ -51,7 +51,7 @@ def load_input(source: str, split: str = "train") -> datasets.Dataset:
         raise InputError(f"{source}: no such file or folder.")
     if not huggingface_hub.constants.HF_HUB_OFFLINE:
         # one quick look first: load_dataset retries an unreachable Hub for half a minute
-        from .hub.client import hub_api, plain_errors
+        from ..hub.client import hub_api, plain_errors
 
         with plain_errors(f"load {source!r}", "Set HF_HUB_OFFLINE=1 to use a copy downloaded before, or pass a "
                                               "local file or folder."):
