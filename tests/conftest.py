@@ -14,6 +14,11 @@ from hf_synth import LLM  # noqa: E402
 from hf_synth.protocol import Chat  # noqa: E402
 
 
+def pytest_collection_modifyitems(items):
+    """The slow tests first: under pytest-xdist, a long test that starts last ends the run alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True)
 def isolated_caches(tmp_path, monkeypatch):
     """Every test gets its own request cache and datasets cache."""

@@ -71,6 +71,7 @@ def test_a_cost_cap_without_prices_is_refused_and_a_request_cap_needs_none(tmp_p
     assert sum(error == "not run: the request cap of 20 was reached" for error in out["coevol_error"]) >= 12 - 20 // 8
 
 
+@pytest.mark.slow
 def test_the_estimate_of_a_500_row_run_from_20_rows_is_within_a_quarter(tmp_path):
     data = rows(500)
     with FakeOpenAI(coevol_replies(varied_judge)) as server:

@@ -8,6 +8,7 @@ from hf_synth import LLM, CoEvolTransform, EndpointError
 from hf_synth.llm.door import endpoints
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(KINDS), ids=[str(k) for k in KINDS])
 def test_each_fault_alone_at_30_percent(kind):
     outcome = run([kind])

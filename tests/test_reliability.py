@@ -72,6 +72,7 @@ def test_the_failure_window_starts_fresh_with_each_run(server):
     assert all("HTTP 400" in e for e in out["coevol_error"]) and out2["coevol_error"] == [None] * 30
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", [("status", 504, {"Retry-After": "0"}), ("status", 502, {"Retry-After": "0"}),
                                    ("sleep", 3)], ids=["504", "502", "slower than timeout"])
 def test_rows_a_proxy_times_out_fail_alone_on_every_run(server, fault):

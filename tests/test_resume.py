@@ -54,6 +54,7 @@ def settle(server, seconds: float = 1.5) -> None:
         time.sleep(seconds)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_proc", [0, 2])
 def test_killed_runs_resume_and_pay_only_for_the_requests_in_flight(tmp_path, num_proc):
     data = tmp_path / "rows.jsonl"
