@@ -75,6 +75,7 @@ def test_review_instruct_runs_on_the_embedded_model():
     assert len(labelled[0]["difficulty_labels"]) == 2
 
 
+@pytest.mark.xdist_group("embedded_r2s")  # the longest of them, on a second worker with servers of its own
 def test_r2s_runs_on_the_embedded_model_in_english_and_chinese():
     from pathlib import Path
 
