@@ -52,11 +52,11 @@ BATCH_SIZE = 64
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class _Keys:
-    """Holds the job's keys in memory (and the folder its counts go to) and hands them to its actors. (Ray Data keeps an actor pool's
-    constructor arguments in the object store, which spills to disk under memory pressure; a small
-    reply to a call is not stored there.) If it dies, Ray starts it again from its creation task (whose
-    small arguments the control store keeps in memory), and a worker restarted meanwhile waits for it
-    rather than failing the job."""
+    """Holds the job's keys in memory (and the folder its counts go to) and hands them to its actors.
+    (Ray Data keeps an actor pool's constructor arguments in the object store, which spills to disk
+    under memory pressure; a small reply to a call is not stored there.) If it dies, Ray starts it again
+    from its creation task (whose small arguments the control store keeps in memory), and a worker
+    restarted meanwhile waits for it rather than failing the job."""
 
     def __init__(self, keys: dict[str, str]):
         self.keys = keys
@@ -119,8 +119,8 @@ def map_batches(dataset, transform: MapTransform, *, actors: int = ACTORS, batch
     # where the actors write their counts for the live status and the summary: a cluster that this
     # process did not start has not inherited it
     reporting = {FOLDER_VARIABLE: os.environ[FOLDER_VARIABLE]} if FOLDER_VARIABLE in os.environ else {}
-    return dataset.map_batches(_Worker, fn_constructor_args=(shared, _Keys.remote({**keys, **reporting}), checkpoint),
-                               batch_format="pyarrow",
+    holder = _Keys.remote({**keys, **reporting})
+    return dataset.map_batches(_Worker, fn_constructor_args=(shared, holder, checkpoint), batch_format="pyarrow",
                                batch_size=batch_size, compute=ray.data.ActorPoolStrategy(size=actors),
                                num_cpus=num_cpus)
 
@@ -157,6 +157,7 @@ def run(dataset, transform: MapTransform, *, output: str | None = None, **option
 
 
 def _execute(mapped, output: str | None):
+    # (a frame of its own: the execution is then not a local of `run`, whose frame the error raised keeps)
     if output is None:
         return mapped.materialize()
     mapped.write_parquet(output)

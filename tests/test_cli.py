@@ -55,8 +55,9 @@ def test_missing_file_and_unreachable_hub_say_so(tmp_path):
     # online but the Hub unreachable: one look, then one sentence (load_dataset alone retries 5 times)
     with FakeOpenAI() as closed:
         hub = closed.url.removesuffix("/v1")
+    # (in a new process: the Hub's libraries read these when imported)
     result = hf_synth_cli("coevol", "someone/some-dataset", "--output", tmp_path / "out", new_process=True,
-                          env={"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub})  # (read when the Hub's libraries are imported)
+                          env={"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub})
     assert result.returncode == 1 and "Retrying" not in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: Could not load 'someone/some-dataset': the Hugging Face Hub at {hub} cannot be reached "
