@@ -360,6 +360,46 @@ def test_a_429_that_outlives_its_retries_counts_toward_stopping_the_run(server):
     assert len(server.requests) == 10
 
 
+def test_a_run_spares_older_objects_from_the_collector_and_hands_them_back(llm):
+    import gc
+    import weakref
+
+    from hf_synth.llm import loop
+    from hf_synth.protocol import Chat, user
+    from hf_synth.transforms.runner import Runner
+
+    class Node:
+        pass
+
+    seen = {}
+
+    def row():
+        seen["frozen during the run"] = gc.get_freeze_count()
+        young = Node()
+        young.me = young  # cyclic garbage made during the run is still collected during it
+        gone = weakref.ref(young)
+        del young
+        gc.collect()
+        seen["young cycle collected"] = gone() is None
+        reply = yield Chat("editor", [user("Say something.")])
+        return reply
+
+    assert gc.get_freeze_count() == 0
+    outcomes = loop.run(Runner({}, llm, cache_dir=False).run([row()]))
+    assert outcomes[0].error is None
+    assert seen["frozen during the run"] > 10_000  # the modules' objects and everything else that was there
+    assert seen["young cycle collected"]
+    assert gc.get_freeze_count() == 0  # handed back to the collector
+
+    # a process that froze objects itself (a server before it forks) keeps them frozen
+    gc.freeze()
+    try:
+        loop.run(Runner({}, llm, cache_dir=False).run([row()]))
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
 def test_a_bug_inside_a_method_marks_its_row_logs_the_traceback_once_and_the_run_goes_on(server, llm, caplog):
     from hf_synth.llm import loop
     from hf_synth.protocol import Chat, user
