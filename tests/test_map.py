@@ -232,3 +232,30 @@ def test_a_call_leaves_every_transform_as_it_was():
             before = dict(vars(transform))
             transform(dict(batch))
             assert vars(transform) == before, type(transform).__name__
+
+
+def test_results_become_the_plain_values_dataclasses_asdict_makes():
+    import json
+    from dataclasses import asdict, dataclass, field
+
+    from hf_synth.transforms.base import as_plain
+
+    @dataclass
+    class Step:
+        text: str
+        accepted: bool
+        score: float | None = None
+
+    @dataclass
+    class Result:
+        name: str
+        steps: list[Step]
+        pair: tuple = (1, "two")
+        by_agent: dict = field(default_factory=dict)
+        nested: list = field(default_factory=list)
+
+    result = Result("r", [Step("a", True, 0.5), Step("b", False)], by_agent={"editor": Step("c", True)},
+                    nested=[[Step("d", False)], []])
+    plain = as_plain(result)
+    assert plain == json.loads(json.dumps(asdict(result)))  # (asdict keeps tuples; Arrow takes lists)
+    assert type(plain["pair"]) is list and type(plain["steps"][0]) is dict

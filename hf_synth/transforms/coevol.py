@@ -1,7 +1,6 @@
 """`CoEvolTransform`: CoEvol as a `Dataset.map` transform."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pyarrow as pa
@@ -11,7 +10,7 @@ from ..filters import Predicate, error_column
 from ..method import Filter, Method, Option, Recorded
 from ..methods import coevol, coevol_prompts, judge
 from ..protocol import Protocol
-from .base import MESSAGES, MapTransform, record_type
+from .base import MESSAGES, MapTransform, as_plain, record_type
 
 ROUND = record_type(coevol.Round)
 
@@ -126,9 +125,9 @@ class CoEvolTransform(MapTransform):
     def output_values(self, result) -> dict[str, Any]:
         if isinstance(result, coevol.ConversationEvolution):
             return {"messages": result.messages, "rounds": result.rounds,
-                    "trace": [[dataclasses.asdict(r) for r in turn] for turn in result.trace]}
+                    "trace": [[as_plain(r) for r in turn] for turn in result.trace]}
         return {"output": result.response, "rounds": result.rounds,
-                "trace": [dataclasses.asdict(r) for r in result.trace]}
+                "trace": [as_plain(r) for r in result.trace]}
 
 
 class Evolved(Predicate):

@@ -1,7 +1,6 @@
 """`R2STransform` (documents → dialogues) and `DialogueEvalTransform` (the paper's nine metrics)."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pyarrow as pa
@@ -11,7 +10,7 @@ from ..filters import Predicate, error_column
 from ..method import Filter, Method, Option, Recorded, Step
 from ..methods import dialogue_eval, grounding, r2s, r2s_prompts
 from ..protocol import Protocol
-from .base import MESSAGES, MapTransform, record_type
+from .base import MESSAGES, MapTransform, as_plain, record_type
 from .judges import CONVERSATION_COLUMNS, find_column
 
 SPAN = record_type(grounding.Span)
@@ -85,7 +84,7 @@ class R2STransform(MapTransform):
         return {"messages": MESSAGES, "cod": pa.list_(TURN), "flow": pa.string(), "note": pa.string()}
 
     def output_values(self, result: r2s.Dialogue) -> dict[str, Any]:
-        return {"messages": result.messages, "cod": [dataclasses.asdict(t) for t in result.turns],
+        return {"messages": result.messages, "cod": [as_plain(t) for t in result.turns],
                 "flow": result.flow, "note": result.note}
 
 

@@ -1,7 +1,6 @@
 """`ReviewInstructTransform`: ReviewInstruct as a `Dataset.map` transform."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Mapping, Sequence
 
 import pyarrow as pa
@@ -11,7 +10,7 @@ from ..llm.config import LLM
 from ..method import Method, Option, Recorded, Step
 from ..methods import review_instruct, review_instruct_prompts
 from ..protocol import Protocol
-from .base import MESSAGES, MapTransform, record_type
+from .base import MESSAGES, MapTransform, as_plain, record_type
 
 ROUND = record_type(review_instruct.Round)
 
@@ -122,4 +121,4 @@ class ReviewInstructTransform(MapTransform):
         return {"messages": MESSAGES, "trace": pa.list_(ROUND)}
 
     def output_values(self, result: review_instruct.Conversation) -> dict[str, Any]:
-        return {"messages": result.messages, "trace": [dataclasses.asdict(r) for r in result.trace]}
+        return {"messages": result.messages, "trace": [as_plain(r) for r in result.trace]}
