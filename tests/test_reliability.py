@@ -635,12 +635,37 @@ def test_a_cache_another_process_locks_mid_run_neither_stalls_the_run_nor_loses_
     out = rows(10).map(CoEvolTransform(LLM(model="m", base_url=server.url), mode="edit"), batched=True)
     assert out["coevol_error"] == [None] * 10
     assert "locked" in caplog.text and "they are kept until it is free" in caplog.text
+    sent = len(server.requests)
+    again = rows(10).map(CoEvolTransform(LLM(model="m", base_url=server.url), mode="edit"), batched=True)
+    assert again["coevol_error"] == [None] * 10 and len(server.requests) == sent  # kept replies are served
     holder.execute("ROLLBACK")
     holder.close()
     sent = len(server.requests)
     checkpoint_and_forget()  # closing writes what was kept
     again = rows(10).map(CoEvolTransform(LLM(model="m", base_url=server.url), mode="edit"), batched=True)
     assert again["coevol_error"] == [None] * 10 and len(server.requests) == sent  # nothing paid twice
+
+
+def test_the_cache_writer_thread_ends_when_idle_and_the_next_reply_starts_another(server, monkeypatch):
+    import threading
+    import time
+
+    from hf_synth.llm import cache
+
+    monkeypatch.setattr(cache, "WRITER_IDLE", 0.2)  # (2 s in use)
+
+    def writers():
+        return [thread for thread in threading.enumerate() if thread.name == "hf_synth-cache-writer"]
+
+    for count in (3, 6):  # (the second run: three new rows, three from the cache)
+        cached_run(server, count)
+        deadline = time.monotonic() + 30
+        while writers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert writers() == []
+    checkpoint_and_forget()
+    with sqlite3.connect(cache_file()) as db:
+        assert db.execute("SELECT COUNT(*) FROM replies").fetchone()[0] == 6 == len(server.requests)
 
 
 def test_a_start_whose_cache_another_process_holds_waits_a_bounded_time_then_says_so(server, monkeypatch):
