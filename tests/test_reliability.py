@@ -423,6 +423,14 @@ def test_identical_requests_in_flight_are_sent_once(server):
     assert out["coevol_usage"] == [out["coevol_usage"][0]] * 10 and out["coevol_usage"][0]["calls"] == 8
 
 
+def test_identical_requests_in_flight_share_their_failure_too(server):
+    server.latency = 0.2
+    server.fault_for = lambda body: ("status", 400, {})  # a request the endpoint rejects: no retry
+    same = datasets.Dataset.from_dict({"instruction": ["the same task"] * 10, "output": ["the same answer"] * 10})
+    out = same.map(CoEvolTransform(LLM(model="m", base_url=server.url), mode="edit", cache=False), batched=True)
+    assert len(server.requests) == 1
+    assert len(set(out["coevol_error"])) == 1 and out["coevol_error"][0].startswith("LLM call failed: ")
+
 
 def test_a_cache_folder_that_does_not_exist_yet_is_made_and_used(server, tmp_path):
     folder = tmp_path / "not" / "yet"

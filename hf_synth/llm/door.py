@@ -60,9 +60,9 @@ class _Shared:
         self.pid = os.getpid()
         self.endpoints: dict[LLM, list[Endpoint]] = {}  # by LLM (its key included): one per replica
         self.caches: dict[str, RequestCache] = {}
-        self.in_flight: dict[str, asyncio.Future] = {}  # by request key: identical requests share one
+        self.sent_at: dict[str, float] = {}             # requests in flight by key, oldest first: when they were sent
+        self.waiting: dict[str, asyncio.Future] = {}    # their replies, by key, where an identical request waits
         self.spendings: dict[str, Spending] = {}        # a run's caps, by the run's id
-        self.sent_at: dict[str, float] = {}             # requests in flight, oldest first: when they were sent
 
 
 _shared: _Shared | None = None
@@ -236,20 +236,20 @@ class Door:
 
     async def _request_once(self, key: str, route: _Route, chat: Chat, constraint: dict | None) -> dict:
         """Send a request, or wait for the identical one already in flight; store its reply."""
-        counts, in_flight = self._counts, self._shared.in_flight
-        if key in in_flight:
+        counts, sent_at, waiting = self._counts, self._shared.sent_at, self._shared.waiting
+        if key in sent_at:
             counts.cached += 1
-            return await asyncio.shield(in_flight[key])
+            if key not in waiting:  # the first to wait makes the future the request's sender settles
+                waiting[key] = asyncio.get_running_loop().create_future()
+                waiting[key].add_done_callback(lambda future: future.cancelled() or future.exception())  # retrieved
+            return await asyncio.shield(waiting[key])
         body = route.body(chat, constraint)
         reserved = self._spending.reserve(route.prices, len(codec.dumps(body)), route.llm.max_tokens) \
             if self._spending is not None else 0.0  # (refused: the row is marked, nothing is sent)
-        shared = in_flight[key] = asyncio.get_running_loop().create_future()
-        shared.add_done_callback(lambda future: future.cancelled() or future.exception())  # retrieved
         counts.in_flight += 1
-        sent_at = self._shared.sent_at
         sent_at[key] = time.time()
         counts.request_since = int(next(iter(sent_at.values())))
-        spent = 0.0
+        spent, failed = 0.0, None
         try:
             stored = await self._send(route, chat, body, constraint)
             if route.prices:
@@ -257,22 +257,22 @@ class Door:
             spent = stored.get("cost") or 0.0
         except BaseException as error:
             counts.failed += isinstance(error, CallFailed)
-            if isinstance(error, asyncio.CancelledError):
-                shared.cancel()
-            else:
-                shared.set_exception(error)
+            failed = error
             raise
         finally:
-            del in_flight[key]
-            counts.in_flight -= 1
             del sent_at[key]
+            counts.in_flight -= 1
             counts.request_since = int(next(iter(sent_at.values()), 0))
             if self._spending is not None:
                 self._spending.settle(reserved, spent)
+            waiter = waiting.pop(key, None)
+            if waiter is not None and failed is not None:
+                waiter.cancel() if isinstance(failed, asyncio.CancelledError) else waiter.set_exception(failed)
         counts.cost_microusd += round(spent * 1e6)
         if self._cache is not None:
             self._cache.put(key, stored)
-        shared.set_result(stored)
+        if waiter is not None:
+            waiter.set_result(stored)
         return stored
 
     async def _send(self, route: _Route, chat: Chat, body: dict, constraint: dict | None) -> dict:
