@@ -295,10 +295,9 @@ def test_an_actor_killed_mid_job_costs_only_its_requests_in_flight(cluster):
         llm = LLM(model="fake-model", base_url=server.url, max_concurrency=4)
         out = run(ROWS, CoEvolTransform(llm, max_rounds=1), actors=2, batch_size=3)
         assert killed and arrow(out).column("coevol_error").to_pylist() == [None] * 12
-        # 96 requests for the job, and what the killed actor lost is sent again: at most 2 in flight (its
-        # half of 4) and at most 2 replies it received in its last loop turn, before they were written to
-        # the shared cache (writes go once per loop turn)
-        assert 96 <= len(server.requests) <= 96 + 2 + 2, len(server.requests)
+        # 96 requests for the job, and what the killed actor lost is sent again: its requests in flight or
+        # not yet written to the shared cache, at most its half of the concurrency of 4
+        assert 96 <= len(server.requests) <= 96 + 2, len(server.requests)
 
 
 def test_the_job_outlives_its_keys_actor_and_a_worker_restarted_after_it(cluster):

@@ -676,6 +676,44 @@ def test_the_cache_writer_thread_ends_when_idle_and_the_next_reply_starts_anothe
         assert db.execute("SELECT COUNT(*) FROM replies").fetchone()[0] == 6 == len(server.requests)
 
 
+def test_replies_paid_for_and_not_yet_on_disk_are_at_most_the_concurrency_when_writes_are_slow(server, monkeypatch):
+    import threading
+    import time
+
+    from hf_synth.llm import cache
+
+    monkeypatch.setattr(cache, "WRITE_WAIT_MS", 30_000)  # each write waits for the other writer: a slow disk
+    cached_run(server, 1)
+    stop = threading.Event()
+
+    def another_writer():  # holds the file a tenth of a second at a time
+        holder = sqlite3.connect(cache_file(), isolation_level=None)
+        while not stop.is_set():
+            holder.execute("BEGIN IMMEDIATE")
+            time.sleep(0.1)
+            holder.execute("ROLLBACK")
+            time.sleep(0.05)
+        holder.close()
+
+    reader = sqlite3.connect(cache_file(), check_same_thread=False)
+    not_on_disk = []  # at each request the server gets: requests paid for (this one too) minus replies stored
+
+    def watch(body):
+        not_on_disk.append(len(server.requests) - reader.execute("SELECT COUNT(*) FROM replies").fetchone()[0])
+
+    server.fault_for = watch
+    writer = threading.Thread(target=another_writer)
+    writer.start()
+    try:
+        llm = LLM(model="m", base_url=server.url, max_concurrency=4)
+        out = rows(40).map(CoEvolTransform(llm, mode="edit"), batched=True)
+    finally:
+        stop.set()
+        writer.join()
+    assert out["coevol_error"] == [None] * 40 and len(server.requests) == 40
+    assert 1 <= max(not_on_disk) <= 4, not_on_disk
+
+
 def test_a_start_whose_cache_another_process_holds_waits_a_bounded_time_then_says_so(server, monkeypatch):
     from hf_synth.llm import cache
 

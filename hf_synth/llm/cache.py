@@ -1,11 +1,13 @@
-"""The request cache: every completed request is stored on disk the moment it completes, so a
-re-run makes no calls and a run killed halfway pays only for what had not completed.
+"""The request cache: every completed request is stored on disk as it completes, so a re-run makes no
+calls and a run killed halfway pays only for what had not completed (and the replies of its last few
+milliseconds).
 
 Replies are written by a thread of the cache's own, in one transaction for all that completed while the
 last one was being written: the event loop never waits on the disk, a reply is on disk a few
 milliseconds after it completes, and the busier the run, the more replies share a transaction (a
 reply's share of the CPU falls from about 50 µs alone to under 15 µs among a thousand: SQLite
-rewrites every index page an insert touches, whatever the number of inserts on it).
+rewrites every index page an insert touches, whatever the number of inserts on it). Until it is
+committed, a reply is served from memory.
 
 Keyed by a canonical hash of who answers and what was asked (endpoint, model, sampling parameters,
 messages, the constraint on the reply's shape), never by the API key. SQLite in WAL mode lets several `num_proc` workers share it.
@@ -24,7 +26,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
@@ -89,6 +91,7 @@ class RequestCache:
         self._pending: dict[str, bytes] = {}  # completed, not yet taken by the writer
         self._writing: dict[str, bytes] = {}  # taken by the writer, not yet committed (or held by a lock)
         self._held = False                    # another process's lock holds `_writing` back
+        self._on_disk: dict[Callable[[int], None], int] = {}  # what to call once `_pending` is written
         self._closing = False
         self._changed = threading.Condition()
         self._writer: threading.Thread | None = None
@@ -158,10 +161,15 @@ class RequestCache:
             return None
         return _reply(row[0]) if row else None
 
-    def put(self, key: str, reply: dict) -> None:
+    def put(self, key: str, reply: dict, on_disk: Callable[[int], None] | None = None) -> None:
+        """Store `reply`. Once it is written (or kept in memory while another process holds the file
+        locked), the writer thread calls `on_disk(n)`: once for the `n` replies of a transaction that
+        were put with it."""
         raw = codec.dumps(reply)
         with self._changed:
             self._pending[key] = raw
+            if on_disk is not None:
+                self._on_disk[on_disk] = self._on_disk.get(on_disk, 0) + 1
             if self._writer is None:
                 self._writer = threading.Thread(target=self._write_while_busy, name="hf_synth-cache-writer", daemon=True)
                 self._writer.start()
@@ -185,9 +193,12 @@ class RequestCache:
                     return
                 self._writing, self._pending = {**self._writing, **self._pending}, {}
                 batch, closing = self._writing, self._closing
+                on_disk, self._on_disk = self._on_disk, {}
             if closing:  # the last write may wait a while for another process's lock
                 self._writes.execute(f"PRAGMA busy_timeout = {int(OPEN_WAIT * 1000)}")
             held = self._write(batch)
+            for done, count in on_disk.items():
+                done(count)
             with self._changed:
                 self._held = held
                 if not held:
