@@ -1,6 +1,7 @@
 """Overhead per call: requests per second the whole stack sustains on one process (Dataset.map →
-CoEvolTransform → runner → request cache → engine → openai SDK) against a bare aiohttp loop sending
-the same requests, both to the fake server (latency 0) in a process of its own.
+CoEvolTransform → runner → the LLM door and its request cache → endpoint → online transport) against
+a bare aiohttp loop sending the same requests, both to the fake server (latency 0) in a process of its
+own.
 
 Usage: python scripts/bench_overhead.py [--rows 5000] [--concurrency 64] [--profile]
 """
