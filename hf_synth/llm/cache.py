@@ -171,7 +171,8 @@ class RequestCache:
             if on_disk is not None:
                 self._on_disk[on_disk] = self._on_disk.get(on_disk, 0) + 1
             if self._writer is None:
-                self._writer = threading.Thread(target=self._write_while_busy, name="hf_synth-cache-writer", daemon=True)
+                self._writer = threading.Thread(target=self._write_while_busy, name="hf_synth-cache-writer",
+                                                daemon=True)
                 self._writer.start()
             self._changed.notify_all()
 
