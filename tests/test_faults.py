@@ -89,6 +89,21 @@ def test_an_endpoint_gone_bad_stops_the_run_and_keeps_what_finished(tmp_path):
     assert 0 <= len(server.requests) - before - (rows - 50) * (paid // 50) <= 8
 
 
+def test_a_canary_failed_by_a_sprinkled_error_does_not_stop_a_run_whose_requests_complete():
+    # A hosted API answers errors at once and completions in their time: at a run's start, the errors
+    # of its first burst come back before any completion, the endpoint is looked at, and its canary may
+    # draw an error too. The requests in flight then complete: the endpoint serves, the run goes on.
+    with FakeOpenAI(coevol_replies(prefer_edit), latency=0.3) as server:
+        llm = LLM(model="m", base_url=server.url, max_concurrency=32)
+        alpaca(2).map(CoEvolTransform(llm, mode="edit"), batched=True)  # the endpoint served this job
+        canary, sprinkled = endpoints(llm)[0].canary, iter(range(12))
+        server.fault_for = lambda body: ("status", 503, {}) if body == canary or next(sprinkled, None) is not None \
+            else None
+        out = alpaca(34).select(range(2, 34)).map(CoEvolTransform(llm, mode="edit"), batched=True)
+    assert out["coevol_error"] == [None] * 32
+    assert server.injected["HTTP 503"] >= 13  # twelve rows' first attempts and the canary, asked again
+
+
 def test_concurrency_adapts_to_a_rate_limited_endpoint():
     rows = 60
     with FakeOpenAI(coevol_replies(prefer_edit), latency=0.05) as server:

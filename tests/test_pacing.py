@@ -2,7 +2,7 @@
 limit at once, and a waiter cancelled before or after it was handed a slot does not lose one."""
 import asyncio
 
-from hf_synth.llm.pacing import AdaptiveLimit
+from hf_synth.llm.pacing import AdaptiveLimit, Breaker
 
 
 def test_slots_go_in_arrival_order_and_never_beyond_the_limit():
@@ -90,3 +90,19 @@ def test_the_retry_budget_spends_whole_tokens_only():
     assert not budget.withdraw()  # half a token is not a retry
     budget.requested()
     assert budget.withdraw()
+
+
+def test_the_next_look_at_an_endpoint_found_serving_comes_at_twice_the_suspects_and_never_sooner_than_the_first():
+    import time
+
+    def suspects_until_a_look(breaker):
+        later = time.monotonic() + 60  # sent after every completion so far: suspects
+        return next(n for n in range(1, 100) if breaker.attempt_failed(later))
+
+    breaker = Breaker(first_look=3)
+    assert suspects_until_a_look(breaker) == 3
+    breaker.serving()  # nothing else completed while it was looked at: its canary did
+    assert suspects_until_a_look(breaker) == 3  # six in a row
+    breaker.completed()  # a request completes while the endpoint is looked at: the count starts again
+    breaker.serving()
+    assert suspects_until_a_look(breaker) == 3

@@ -68,6 +68,8 @@ class Endpoint:
         self._breaker = Breaker()
         self._judging = False
         self._judged = asyncio.Event()  # cleared while the endpoint is being judged: nothing new is sent
+        self._sending = 0                # attempts sent and not yet answered
+        self._sent_back = asyncio.Event()  # set as each is answered
         self._cannot_connect = 0
         self._last_answer: float | None = None
 
@@ -135,21 +137,29 @@ class Endpoint:
     async def _judge(self, last: str) -> None:
         """Attempts keep failing with nothing completing meanwhile. Is the endpoint still serving? It is
         asked again a request it completed before (`canary`): if it completes it, those were their rows'
-        failures and the run goes on; if not, the run stops. Nothing new is sent while it is judged."""
+        failures and the run goes on. If not, the requests already sent are waited for: one of them
+        completing says the same (a hosted API that sprinkles errors fails a canary too, and answers
+        errors at once while completions take their time); none completing stops the run. Nothing new is
+        sent while it is judged."""
         if self._judging:
             return
         self._judging = True
         self._judged.clear()
-        failed = self._breaker.attempts
+        failed, looked_at = self._breaker.attempts, time.monotonic()
         try:
             try:
                 await self.transport.send(self.canary)
-                self._breaker.serving()
             except TransportFailure as exc:
-                self.fatal = self.fatal or EndpointError(
-                    f"{self.where} is failing: its last {failed} attempts failed with none completing "
-                    f"meanwhile, and it no longer completes a request it completed before ({self._describe(exc)}) "
-                    f"(the last: {last}); {RESUME}")
+                while self._sending and self._breaker.last_completion < looked_at:
+                    self._sent_back.clear()
+                    await self._sent_back.wait()
+                if self._breaker.last_completion < looked_at:
+                    self.fatal = self.fatal or EndpointError(
+                        f"{self.where} is failing: its last {failed} attempts failed with none completing "
+                        f"meanwhile, and it no longer completes a request it completed before "
+                        f"({self._describe(exc)}) (the last: {last}); {RESUME}")
+            if self.fatal is None:
+                self._breaker.serving()
         finally:
             self._judging = False
             self._judged.set()
@@ -167,12 +177,16 @@ class Endpoint:
             sent_at = time.monotonic()
             if self.fatal is not None:  # decided while this request waited: do not send it
                 raise self.fatal
+            self._sending += 1
             try:
                 completion = await self.transport.send(body)
             except TransportFailure as exc:
                 exc.sent_at = sent_at  # the breaker asks whether anything completed since
                 await self._note(exc, body)
                 raise
+            finally:
+                self._sending -= 1
+                self._sent_back.set()
         finally:
             self.limit.release()
         self._answered()

@@ -157,4 +157,4 @@ class Breaker:
 
     def serving(self) -> None:
         self.last_completion = time.monotonic()
-        self.next_look = self.attempts * 2
+        self.next_look = max(self.first_look, self.attempts * 2)  # (a completion meanwhile reset the count)
