@@ -93,7 +93,7 @@ def test_a_canary_failed_by_a_sprinkled_error_does_not_stop_a_run_whose_requests
     # A hosted API answers errors at once and completions in their time: at a run's start, the errors
     # of its first burst come back before any completion, the endpoint is looked at, and its canary may
     # draw an error too. The requests in flight then complete: the endpoint serves, the run goes on.
-    with FakeOpenAI(coevol_replies(prefer_edit), latency=0.3) as server:
+    with FakeOpenAI(coevol_replies(prefer_edit), latency=1.0) as server:  # (a second for the errors to come back)
         llm = LLM(model="m", base_url=server.url, max_concurrency=32)
         alpaca(2).map(CoEvolTransform(llm, mode="edit"), batched=True)  # the endpoint served this job
         canary, sprinkled = endpoints(llm)[0].canary, iter(range(12))
