@@ -180,7 +180,7 @@ class RequestCache:
         """Wait until every reply put so far is written (or held back by another process's lock: it is
         written when the lock is released)."""
         with self._changed:
-            self._changed.wait_for(lambda: not (self._pending or self._writing) or self._held or self._writer is None)
+            self._changed.wait_for(lambda: not (self._pending or self._writing) or self._held)
 
     def _write_while_busy(self) -> None:
         """The writer thread: commits what has completed, one transaction at a time, until nothing has
