@@ -295,8 +295,8 @@ def test_an_actor_killed_mid_job_costs_only_its_requests_in_flight(cluster):
         llm = LLM(model="fake-model", base_url=server.url, max_concurrency=4)
         out = run(ROWS, CoEvolTransform(llm, max_rounds=1), actors=2, batch_size=3)
         assert killed and arrow(out).column("coevol_error").to_pylist() == [None] * 12
-        # 96 requests for the job, and what the killed actor lost is sent again: its requests in flight or
-        # not yet written to the shared cache, at most its half of the concurrency of 4
+        # 96 requests for the job, and what the killed actor lost is sent again: its requests in flight, at
+        # most its half of the concurrency of 4 (what it completed is in its reply log, replayed)
         assert 96 <= len(server.requests) <= 96 + 2, len(server.requests)
 
 

@@ -676,42 +676,76 @@ def test_the_cache_writer_thread_ends_when_idle_and_the_next_reply_starts_anothe
         assert db.execute("SELECT COUNT(*) FROM replies").fetchone()[0] == 6 == len(server.requests)
 
 
-def test_replies_paid_for_and_not_yet_on_disk_are_at_most_the_concurrency_when_writes_are_slow(server, monkeypatch):
-    import threading
+KILLED_JOB = """
+import sys, datasets
+from hf_synth import LLM, CoEvolTransform
+rows = datasets.Dataset.from_dict({"instruction": [f"task {i}" for i in range(40)], "output": ["x"] * 40})
+rows.map(CoEvolTransform(LLM(model="m", base_url=sys.argv[1], max_concurrency=4), mode="edit"), batched=True)
+"""
+
+
+def test_a_process_killed_while_no_reply_can_be_committed_pays_again_only_for_those_in_flight(server):
+    import signal
     import time
 
-    from hf_synth.llm import cache
-
-    monkeypatch.setattr(cache, "WRITE_WAIT_MS", 30_000)  # each write waits for the other writer: a slow disk
-    cached_run(server, 1)
-    stop = threading.Event()
-
-    def another_writer():  # holds the file a tenth of a second at a time
-        holder = sqlite3.connect(cache_file(), isolation_level=None)
-        while not stop.is_set():
-            holder.execute("BEGIN IMMEDIATE")
-            time.sleep(0.1)
-            holder.execute("ROLLBACK")
-            time.sleep(0.05)
-        holder.close()
-
-    reader = sqlite3.connect(cache_file(), check_same_thread=False)
-    not_on_disk = []  # at each request the server gets: requests paid for (this one too) minus replies stored
-
-    def watch(body):
-        not_on_disk.append(len(server.requests) - reader.execute("SELECT COUNT(*) FROM replies").fetchone()[0])
-
-    server.fault_for = watch
-    writer = threading.Thread(target=another_writer)
-    writer.start()
+    cached_run(server, 1)  # the cache file exists
+    holder = sqlite3.connect(cache_file(), isolation_level=None)
+    server.latency = 0.05
+    job = subprocess.Popen([sys.executable, "-c", KILLED_JOB, server.url], env=os.environ.copy(),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        llm = LLM(model="m", base_url=server.url, max_concurrency=4)
-        out = rows(40).map(CoEvolTransform(llm, mode="edit"), batched=True)
+        deadline = time.monotonic() + 120
+        while len(server.requests) < 2 and job.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        holder.execute("BEGIN IMMEDIATE")  # another process writing from now on: nothing is committed
+        while len(server.requests) < 21 and job.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert job.poll() is None, "the job finished before it could be killed"
+        job.send_signal(signal.SIGKILL)
+        job.wait()
     finally:
-        stop.set()
-        writer.join()
-    assert out["coevol_error"] == [None] * 40 and len(server.requests) == 40
-    assert 1 <= max(not_on_disk) <= 4, not_on_disk
+        holder.execute("ROLLBACK")
+        holder.close()
+    time.sleep(0.2)  # (the requests in flight at the kill reach the server)
+    paid = len(server.requests) - 1
+    with sqlite3.connect(cache_file()) as db:
+        assert db.execute("SELECT COUNT(*) FROM replies").fetchone()[0] == 1  # none of the job's was committed
+    checkpoint_and_forget()  # as a new process would start: it replays what the killed one logged
+    llm = LLM(model="m", base_url=server.url, max_concurrency=4)
+    out = datasets.Dataset.from_dict({"instruction": [f"task {i}" for i in range(40)], "output": ["x"] * 40}).map(
+        CoEvolTransform(llm, mode="edit"), batched=True)
+    assert out["coevol_error"] == [None] * 40
+    paid_again = len(server.requests) - 1 - 40
+    assert paid >= 20 and paid_again <= 4, (paid, paid_again)  # at most the 4 in flight at the kill
+    assert not [name for name in os.listdir(os.environ["HF_SYNTH_CACHE"]) if ".log-" in name]  # replayed, removed
+
+
+def test_a_reply_log_left_by_a_process_that_is_gone_is_replayed_once_and_a_live_one_is_left_alone():
+    import fcntl
+
+    from hf_synth.llm.cache import RequestCache, key_of
+
+    folder = os.environ["HF_SYNTH_CACHE"]
+    os.makedirs(folder)
+    reply = {"text": "logged", "finish_reason": "stop", "prompt_tokens": 1, "completion_tokens": 2}
+    keys = [key_of(b'{"model":"m"}', [{"role": "user", "content": str(i)}]) for i in range(3)]
+    gone, alive = (os.path.join(folder, f"requests.sqlite.log-{name}") for name in ("1-gone", "2-alive"))
+    with open(gone, "wb") as file:  # the last line cut by the kill
+        file.write(f"{keys[0]}\t{json.dumps(reply)}\n{keys[1]}\tnot a reply\n{keys[2]}\t{{\"te".encode())
+    with open(alive, "wb") as file:
+        file.write(f"{keys[2]}\t{json.dumps(reply)}\n".encode())
+    owner = os.open(alive, os.O_RDONLY)
+    fcntl.flock(owner, fcntl.LOCK_EX)  # its process appends to it
+    try:
+        cache = RequestCache(folder)
+        assert cache.get(keys[0]) == reply and cache.get(keys[1]) is None and cache.get(keys[2]) is None
+        assert not os.path.exists(gone) and os.path.exists(alive) and len(cache) == 1
+        cache.close()
+    finally:
+        os.close(owner)  # the process is gone
+    cache = RequestCache(folder)
+    assert cache.get(keys[2]) == reply and not os.path.exists(alive) and len(cache) == 2
+    cache.close()
 
 
 def test_a_start_whose_cache_another_process_holds_waits_a_bounded_time_then_says_so(server, monkeypatch):

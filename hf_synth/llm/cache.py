@@ -1,13 +1,11 @@
 """The request cache: every completed request is stored on disk as it completes, so a re-run makes no
-calls and a run killed halfway pays only for what had not completed (and the replies of its last few
-milliseconds).
+calls and a run killed halfway pays again only for the requests that were in flight.
 
-Replies are written by a thread of the cache's own, in one transaction for all that completed while the
-last one was being written: the event loop never waits on the disk, a reply is on disk a few
-milliseconds after it completes, and the busier the run, the more replies share a transaction (a
-reply's share of the CPU falls from about 50 µs alone to under 15 µs among a thousand: SQLite
-rewrites every index page an insert touches, whatever the number of inserts on it). Until it is
-committed, a reply is served from memory.
+A reply is on disk the moment it completes, appended to this process's reply log (`reply_log.py`). A
+thread of the cache's own commits the replies into SQLite once a second, or as soon as a thousand
+wait, in one transaction: the event loop never waits on the disk, and a reply costs a third of the
+CPU it costs in a transaction of ten (SQLite writes every index page an insert touches, whatever the
+number of inserts on it). Until it is committed, a reply is served from memory.
 
 Keyed by a canonical hash of who answers and what was asked (endpoint, model, sampling parameters,
 messages, the constraint on the reply's shape), never by the API key. SQLite in WAL mode lets several `num_proc` workers share it.
@@ -26,12 +24,13 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from ..errors import CacheError
 from . import codec
+from .reply_log import ReplyLog
 
 logger = logging.getLogger(__name__)
 REPLY_FIELDS = {"text": str, "finish_reason": (str, type(None)), "prompt_tokens": int, "completion_tokens": int}
@@ -60,7 +59,10 @@ def key_of(identity_json: bytes, messages, constraint_json: bytes | None = None)
 OPEN_WAIT = 10.0       # seconds a start waits for a cache another process holds locked
 WRITE_WAIT_MS = 200    # a write waits this long for another process's lock, then says so and tries again later
 RETRY_WRITE = 1.0      # seconds before replies that could not be written are tried again
+COMMIT_EVERY = 1.0     # seconds a completed reply waits at most to be committed (it is in the reply log meanwhile)
+COMMIT_AT = 1000       # ... or until this many wait
 WRITER_IDLE = 2.0      # seconds the writer thread waits for replies before it ends (the next reply starts another)
+COMMITTED, HELD, FAILED = "committed", "held", "failed"  # what became of a write
 CHECKPOINT_PAGES = 10_000  # the WAL is copied into the file at this size (40 MB), not SQLite's 1,000 pages:
                            # random keys touch the same index pages again and again, each copied once
 
@@ -91,7 +93,7 @@ class RequestCache:
         self._pending: dict[str, bytes] = {}  # completed, not yet taken by the writer
         self._writing: dict[str, bytes] = {}  # taken by the writer, not yet committed (or held by a lock)
         self._held = False                    # another process's lock holds `_writing` back
-        self._on_disk: dict[Callable[[int], None], int] = {}  # what to call once `_pending` is written
+        self._flushes = 0                     # callers waiting for everything to be committed
         self._closing = False
         self._changed = threading.Condition()
         self._writer: threading.Thread | None = None
@@ -115,6 +117,12 @@ class RequestCache:
             self._set_aside()
             self._db, self._writes = self._open(), self._open()
         self._writes.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+        self._log = ReplyLog(self.path)
+        self._log.replay(self._commit_replayed)  # what processes killed before their commit completed
+
+    def _commit_replayed(self, replies: dict[str, bytes]) -> bool:
+        readable = {key: raw for key, raw in replies.items() if _reply(raw.decode("utf-8", "replace")) is not None}
+        return self._write(readable) == COMMITTED
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=OPEN_WAIT, isolation_level=None, check_same_thread=False)
@@ -161,59 +169,76 @@ class RequestCache:
             return None
         return _reply(row[0]) if row else None
 
-    def put(self, key: str, reply: dict, on_disk: Callable[[int], None] | None = None) -> None:
-        """Store `reply`. Once it is written (or kept in memory while another process holds the file
-        locked), the writer thread calls `on_disk(n)`: once for the `n` replies of a transaction that
-        were put with it."""
+    def put(self, key: str, reply: dict) -> None:
+        """Store `reply`: on disk at once (in the reply log), in SQLite within `COMMIT_EVERY` seconds."""
         raw = codec.dumps(reply)
         with self._changed:
+            try:
+                self._log.append(key, raw)
+            except OSError as exc:  # (a full disk): the reply is on disk once committed
+                self._warn("log a reply as it completed", exc)
             self._pending[key] = raw
-            if on_disk is not None:
-                self._on_disk[on_disk] = self._on_disk.get(on_disk, 0) + 1
             if self._writer is None:
                 self._writer = threading.Thread(target=self._write_while_busy, name="hf_synth-cache-writer",
                                                 daemon=True)
                 self._writer.start()
-            self._changed.notify_all()
+            if len(self._pending) == COMMIT_AT:
+                self._changed.notify_all()
 
     def flush(self) -> None:
-        """Wait until every reply put so far is written (or held back by another process's lock: it is
-        written when the lock is released)."""
+        """Commit every reply put so far, and wait for it (or until another process's lock holds it
+        back: it is committed when the lock is released)."""
         with self._changed:
-            self._changed.wait_for(lambda: not (self._pending or self._writing) or self._held)
+            self._flushes += 1
+            self._changed.notify_all()
+            try:
+                self._changed.wait_for(lambda: not (self._pending or self._writing) or self._held)
+            finally:
+                self._flushes -= 1
+
+    def _due(self) -> bool:
+        return self._closing or bool(self._pending) and (self._flushes > 0 or len(self._pending) >= COMMIT_AT)
 
     def _write_while_busy(self) -> None:
-        """The writer thread: commits what has completed, one transaction at a time, until nothing has
+        """The writer thread: commits what has completed, in one transaction, every `COMMIT_EVERY` seconds
+        or as soon as `COMMIT_AT` replies wait or someone waits for them; ends when nothing has
         completed for `WRITER_IDLE` seconds or the cache is closed."""
+        busy = time.monotonic()
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: self._pending or self._closing, timeout=WRITER_IDLE)
+                self._changed.wait_for(self._due, timeout=COMMIT_EVERY)
                 if not (self._pending or self._writing):
-                    self._writer = None
-                    self._changed.notify_all()
-                    return
+                    if self._closing or time.monotonic() - busy >= WRITER_IDLE:
+                        self._writer = None
+                        self._changed.notify_all()
+                        return
+                    continue
                 self._writing, self._pending = {**self._writing, **self._pending}, {}
+                self._log.taken()
                 batch, closing = self._writing, self._closing
-                on_disk, self._on_disk = self._on_disk, {}
             if closing:  # the last write may wait a while for another process's lock
                 self._writes.execute(f"PRAGMA busy_timeout = {int(OPEN_WAIT * 1000)}")
-            held = self._write(batch)
-            for done, count in on_disk.items():
-                done(count)
+            written = self._write(batch)
+            if written == COMMITTED:
+                self._log.committed()
+            elif written == FAILED:
+                self._log.not_committed()
+            busy = time.monotonic()
             with self._changed:
-                self._held = held
-                if not held:
+                self._held = written == HELD
+                if not self._held:
                     self._writing = {}
-                if held and closing:  # (said in the log: kept until it is free, and it never was)
+                if self._held and closing:  # (said in the log: kept until it is free, and it never was)
                     self._writer = None
                 self._changed.notify_all()
                 if self._writer is None:
                     return
-            if held:
+            if written == HELD:
                 time.sleep(RETRY_WRITE)
 
-    def _write(self, batch: dict[str, bytes]) -> bool:
-        """Commit `batch`; True when another process's lock holds it back (it is kept to try again)."""
+    def _write(self, batch: dict[str, bytes]) -> str:
+        """Commit `batch`: `COMMITTED`, `HELD` (another process's lock holds it back: it is kept to try
+        again) or `FAILED` (logged once)."""
         try:
             self._writes.execute("BEGIN")
             try:
@@ -226,10 +251,10 @@ class RequestCache:
         except sqlite3.DatabaseError as exc:
             if not _locked(exc):
                 self._warn("store replies, so a re-run will request them again", exc)
-                return False
+                return FAILED
             self._warn("store replies yet (another process holds it locked); they are kept until it is free", exc)
-            return True
-        return False
+            return HELD
+        return COMMITTED
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
@@ -242,5 +267,6 @@ class RequestCache:
             self._changed.notify_all()
         if writer is not None:
             writer.join()
+        self._log.close()
         self._writes.close()
         self._db.close()

@@ -133,22 +133,6 @@ class _Route:
         self.fields = {"model": llm.model or "embedded", **llm.sampling(), **llm.extra_body}
         self.prices = prices_of(llm.model, llm.prices, llm.batch)  # None: unknown (a self-hosted model)
         self._constraints: dict[Shape, tuple[dict, bytes]] = {}
-        # Replies paid for and not yet on disk are at most the concurrency, however far the cache's writer
-        # thread lags behind: a kill costs no more than the requests in flight. (A batch API is not paced.)
-        paced = all(endpoint.paced for endpoint in self.endpoints)
-        self.unstored = asyncio.Semaphore(llm.max_concurrency * len(self.endpoints)) if paced else None
-        self._loop = asyncio.get_running_loop()
-
-    def stored(self, count: int) -> None:
-        """`count` replies are on disk (called from the cache's writer thread): their slots are free."""
-        try:
-            self._loop.call_soon_threadsafe(self._release, count)
-        except RuntimeError:  # the loop has closed: nothing waits for the slots
-            pass
-
-    def _release(self, count: int) -> None:
-        for _ in range(count):
-            self.unstored.release()
 
     def body(self, chat: Chat, constraint: dict | None) -> dict:
         """The JSON body that asks for `chat`."""
@@ -201,7 +185,7 @@ class Door:
                 endpoint.begin_run()
 
     def flush(self) -> None:
-        """Store the replies not yet written."""
+        """Commit the replies not yet in SQLite (they are on disk already, in the reply log)."""
         if self._cache is not None:
             self._cache.flush()
 
@@ -265,11 +249,8 @@ class Door:
         counts.in_flight += 1
         sent_at[key] = time.time()
         counts.request_since = int(next(iter(sent_at.values())))
-        unstored = route.unstored if self._cache is not None else None
-        spent, failed, slot = 0.0, None, False
+        spent, failed = 0.0, None
         try:
-            if unstored is not None:
-                slot = await unstored.acquire()
             stored = await self._send(route, chat, body, constraint)
             if route.prices:
                 stored["cost"] = cost(route.prices, stored["prompt_tokens"], stored["completion_tokens"])
@@ -277,8 +258,6 @@ class Door:
         except BaseException as error:
             counts.failed += isinstance(error, CallFailed)
             failed = error
-            if slot:
-                unstored.release()
             raise
         finally:
             del sent_at[key]
@@ -291,7 +270,7 @@ class Door:
                 waiter.cancel() if isinstance(failed, asyncio.CancelledError) else waiter.set_exception(failed)
         counts.cost_microusd += round(spent * 1e6)
         if self._cache is not None:
-            self._cache.put(key, stored, on_disk=route.stored if slot else None)
+            self._cache.put(key, stored)
         if waiter is not None:
             waiter.set_result(stored)
         return stored
