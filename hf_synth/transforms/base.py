@@ -201,13 +201,10 @@ class MapTransform:
         table = batch.table
         method_types = self.output_types(table.column_names)
         types = self.output_schema(table.column_names)
-        columns: dict[str, list] = {name: [] for name in types}
-        for outcome in outcomes:
-            values = {} if outcome.error else self.output_values(outcome.result)
-            for name in method_types:
-                columns[f"{self.prefix}_{name}"].append(values.get(name))
-            columns[f"{self.prefix}_error"].append(outcome.error)
-            columns[f"{self.prefix}_usage"].append(outcome.usage.as_dict())
+        values = [{} if outcome.error else self.output_values(outcome.result) for outcome in outcomes]
+        columns = {f"{self.prefix}_{name}": [row.get(name) for row in values] for name in method_types}
+        columns[f"{self.prefix}_error"] = [outcome.error for outcome in outcomes]
+        columns[f"{self.prefix}_usage"] = [outcome.usage.as_dict() for outcome in outcomes]
         table = table.drop_columns([name for name in types if name in table.column_names])
         for name, values in columns.items():
             table = table.append_column(name, pa.array(values, type=types[name]))
@@ -232,25 +229,31 @@ def _plain(value):
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_SCALARS = frozenset((str, int, float, bool, type(None)))
 
 
 def as_plain(value):
     """`value` with its dataclasses as dicts and its tuples as lists, for Arrow: what
     `dataclasses.asdict` gives, without its deep copy of every value (which took two thirds of the
-    main thread's time in a run)."""
+    main thread's time in a run). (Scalars are not passed down: the main thread's work between
+    batches is time the event loop waits.)"""
     kind = type(value)
-    if kind in (str, int, float, bool, type(None)):
+    if kind in _SCALARS:
         return value
     if kind in (list, tuple):
-        return [as_plain(item) for item in value]
+        return [item if type(item) in _SCALARS else as_plain(item) for item in value]
     if kind is dict:
-        return {key: as_plain(item) for key, item in value.items()}
+        return {key: item if type(item) in _SCALARS else as_plain(item) for key, item in value.items()}
     names = _FIELD_NAMES.get(kind)
     if names is None:
         if not dataclasses.is_dataclass(kind):
             return value
         names = _FIELD_NAMES[kind] = tuple(field.name for field in dataclasses.fields(kind))
-    return {name: as_plain(getattr(value, name)) for name in names}
+    plain = {}
+    for name in names:
+        item = getattr(value, name)
+        plain[name] = item if type(item) in _SCALARS else as_plain(item)
+    return plain
 
 
 def _signature(method: Method) -> inspect.Signature:
