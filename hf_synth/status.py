@@ -271,11 +271,10 @@ def _display(folder, total, prices, every, log_every, stream, stop, started, fai
 
 
 def _in_notebook() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
+    # A notebook's kernel has imported IPython already; importing it here would cost a script with
+    # IPython installed a tenth of a second of the event loop's time, in the display thread.
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
     return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
 
 

@@ -90,6 +90,7 @@ datasets.disable_progress_bars()
 rows = datasets.Dataset.from_dict({"instruction": ["a", "b"], "output": ["x", "y"]})
 with status.show(total=2):
     rows.map(CoEvolTransform(LLM(model="m", base_url=sys.argv[1]), mode="edit"), batched=True)
+print("IPython imported:", "IPython" in sys.modules)
 """
 
 
@@ -100,6 +101,9 @@ def test_without_a_terminal_or_logging_set_up_the_status_is_written_to_stderr(se
     result = subprocess.run([sys.executable, "-c", SCRIPT, server.url], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "hf_synth: rows 2/2 | requests 2 answered, 0 cached, 0 in flight" in result.stderr
+    # a script is not a notebook: telling them apart did not import IPython (installed here; a tenth of a
+    # second of the run's time)
+    assert result.stdout.strip().endswith("IPython imported: False")
 
 
 def test_a_killed_runs_status_folder_is_removed_by_the_next_run(tmp_path, monkeypatch):
