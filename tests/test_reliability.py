@@ -748,6 +748,28 @@ def test_a_reply_log_left_by_a_process_that_is_gone_is_replayed_once_and_a_live_
     cache.close()
 
 
+def test_on_a_filesystem_that_cannot_lock_files_the_log_is_off_and_every_reply_is_still_committed(server, monkeypatch,
+                                                                                                   caplog):
+    import errno
+    import fcntl
+
+    flock = fcntl.flock
+
+    def no_locks_for_logs(descriptor, operation):  # (datasets' own file locks still work)
+        if ".log-" in os.readlink(f"/proc/self/fd/{descriptor}"):
+            raise OSError(errno.ENOLCK, "No locks available")
+        return flock(descriptor, operation)
+
+    monkeypatch.setattr(fcntl, "flock", no_locks_for_logs)
+    out = cached_run(server, 5)
+    assert out["coevol_error"] == [None] * 5
+    assert caplog.text.count("could not log a reply as it completed") == 1
+    assert not [name for name in os.listdir(os.environ["HF_SYNTH_CACHE"]) if ".log-" in name]
+    checkpoint_and_forget()
+    with sqlite3.connect(cache_file()) as db:
+        assert db.execute("SELECT COUNT(*) FROM replies").fetchone()[0] == 5 == len(server.requests)
+
+
 def test_a_start_whose_cache_another_process_holds_waits_a_bounded_time_then_says_so(server, monkeypatch):
     from hf_synth.llm import cache
 

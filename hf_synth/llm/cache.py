@@ -175,8 +175,9 @@ class RequestCache:
         with self._changed:
             try:
                 self._log.append(key, raw)
-            except OSError as exc:  # (a full disk): the reply is on disk once committed
-                self._warn("log a reply as it completed", exc)
+            except OSError as exc:  # (a full disk, a filesystem that cannot lock files)
+                self._warn("log a reply as it completed, so replies are on disk once committed (within a second)",
+                           exc)
             self._pending[key] = raw
             if self._writer is None:
                 self._writer = threading.Thread(target=self._write_while_busy, name="hf_synth-cache-writer",

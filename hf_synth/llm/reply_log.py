@@ -30,10 +30,12 @@ class ReplyLog:
         self._prefix = f"{cache_path.name}.log-"
         self._file: tuple[Path, int] | None = None  # the file appended to now
         self._taken: list[tuple[Path, int]] = []    # older files: every reply in them is taken by the writer
+        self._off = fcntl is None  # no log: no fcntl, or a filesystem that cannot lock files
 
     def append(self, key: str, raw: bytes) -> None:
-        """Put the reply `raw` of the request `key` on disk (in the page cache: safe from a kill)."""
-        if fcntl is None:
+        """Put the reply `raw` of the request `key` on disk (in the page cache: safe from a kill).
+        `OSError` when it cannot (a full disk; a filesystem that cannot lock files, which turns the log off)."""
+        if self._off:
             return
         if self._file is None:
             self._file = self._new_file()
@@ -43,8 +45,15 @@ class ReplyLog:
         while True:
             path = self._folder / f"{self._prefix}{os.getpid()}-{uuid.uuid4().hex[:12]}"
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
-            fcntl.flock(descriptor, fcntl.LOCK_EX)  # (waits only while another process replays it, empty)
-            if os.fstat(descriptor).st_nlink:  # not removed by a replay between the open and the lock
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX)  # (waits only while another process replays it, empty)
+                linked = os.fstat(descriptor).st_nlink  # 0: removed by a replay between the open and the lock
+            except OSError:  # a filesystem that cannot lock files: no log (a reply is on disk once committed)
+                os.close(descriptor)
+                path.unlink(missing_ok=True)
+                self._off = True
+                raise
+            if linked:
                 return path, descriptor
             os.close(descriptor)
 
@@ -71,12 +80,12 @@ class ReplyLog:
     def replay(self, commit: Callable[[dict[str, bytes]], bool]) -> None:
         """Hand the replies of each file left by a process that is gone to `commit`, and remove the file
         when it says they are committed. The file stays locked meanwhile: no other process replays it too."""
-        if fcntl is None:
+        if self._off:
             return
         for path in sorted(self._folder.glob(f"{self._prefix}*")):
             try:
                 descriptor = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:  # removed meanwhile
+            except OSError:  # removed meanwhile, or not ours to read
                 continue
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -89,7 +98,7 @@ class ReplyLog:
                         replies[key.decode("ascii", "replace")] = raw
                 if commit(replies):
                     path.unlink(missing_ok=True)
-            except BlockingIOError:  # its process appends to it: alive
+            except OSError:  # its process appends to it (alive), or locks cannot be had here: left alone
                 pass
             finally:
                 os.close(descriptor)
