@@ -375,6 +375,7 @@ def test_a_run_spares_older_objects_from_the_collector_and_hands_them_back(llm):
 
     def row():
         seen["frozen during the run"] = gc.get_freeze_count()
+        seen["thresholds during the run"] = gc.get_threshold()
         young = Node()
         young.me = young  # cyclic garbage made during the run is still collected during it
         gone = weakref.ref(young)
@@ -385,9 +386,16 @@ def test_a_run_spares_older_objects_from_the_collector_and_hands_them_back(llm):
         return reply
 
     assert gc.get_freeze_count() == 0
-    outcomes = loop.run(Runner({}, llm, cache_dir=False).run([row()]))
+    before = gc.get_threshold()
+    gc.set_threshold(900, *before[1:])  # the process's own settings
+    try:
+        outcomes = loop.run(Runner({}, llm, cache_dir=False).run([row()]))
+        assert gc.get_threshold() == (900, *before[1:])  # given back
+    finally:
+        gc.set_threshold(*before)
     assert outcomes[0].error is None
     assert seen["frozen during the run"] > 10_000  # the modules' objects and everything else that was there
+    assert seen["thresholds during the run"] == (10_000, *before[1:])  # young collections less often
     assert seen["young cycle collected"]
     assert gc.get_freeze_count() == 0  # handed back to the collector
 
