@@ -11,11 +11,10 @@ import argparse
 import logging
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import datasets
-from benchlib import machine, sample_rows, table, timed
+from benchlib import machine, sample_rows, scratch, table, timed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from fake_openai import FakeOpenAI, coevol_replies, prefer_edit, r2s_replies, review_replies  # noqa: E402
@@ -45,14 +44,14 @@ def main() -> None:
     for label, replies, data, transform in methods:
         with FakeOpenAI(replies) as fake:
             fake.record = True
-            data.map(transform(LLM(model="m", base_url=fake.url), tempfile.mkdtemp()), batched=True,
+            data.map(transform(LLM(model="m", base_url=fake.url), scratch()), batched=True,
                      batch_size=args.rows, load_from_cache_file=False)
             needed = len(fake.requests)
             fake.batch_latency = args.batch_latency
             llm = LLM(model="m", base_url=fake.url, batch=True, batch_poll=args.poll)
-            os.environ["HF_SYNTH_CACHE"] = tempfile.mkdtemp(prefix="hf_synth_bench_")
+            os.environ["HF_SYNTH_CACHE"] = scratch()
             with timed() as took:
-                data.map(transform(llm, tempfile.mkdtemp()), batched=True, batch_size=args.rows,
+                data.map(transform(llm, scratch()), batched=True, batch_size=args.rows,
                          load_from_cache_file=False)
             batches = len(fake.batches)
             results.append([label, args.rows, needed, len(fake.batch_requests), len(fake.requests) - needed, batches,

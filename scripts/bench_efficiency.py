@@ -12,10 +12,9 @@ import argparse
 import itertools
 import os
 import sys
-import tempfile
 
 import datasets
-from benchlib import fake_server, machine, sample_rows, table, timed
+from benchlib import fake_server, machine, sample_rows, scratch, table, timed
 
 from hf_synth import LLM, CoEvolTransform
 
@@ -41,7 +40,7 @@ def main() -> None:
         for concurrency, batch_size, num_proc in itertools.product(args.concurrency, args.batch_size, args.num_proc):
             batch_size = batch_size or args.rows // num_proc
             llm = LLM(model="m", base_url=url, max_concurrency=concurrency // num_proc)
-            transform = CoEvolTransform(llm, max_rounds=ROUNDS, cache=tempfile.mkdtemp(prefix="hf_synth_bench_"))
+            transform = CoEvolTransform(llm, max_rounds=ROUNDS, cache=scratch())
             with timed() as run:
                 out = dataset.map(transform, batched=True, num_proc=num_proc if num_proc > 1 else None,
                                   batch_size=batch_size, load_from_cache_file=False)

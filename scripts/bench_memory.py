@@ -11,10 +11,9 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from benchlib import fake_server, machine, memory_peaks, peak_rss_mib, sample_rows, table, timed
+from benchlib import fake_server, machine, memory_peaks, peak_rss_mib, sample_rows, scratch, table, timed
 
 
 def one_size(folder: Path, url: str) -> dict:
@@ -48,7 +47,7 @@ def main() -> None:
     results = []
     with fake_server(replies="echo") as url:
         for rows in args.rows:
-            folder = Path(tempfile.mkdtemp(prefix="hf_synth_bench_"))
+            folder = Path(scratch())
             datasets.Dataset.from_dict(sample_rows(rows)).save_to_disk(folder / "rows")
             child = subprocess.run([sys.executable, __file__, "--child", str(folder), url], capture_output=True,
                                    text=True, check=True)

@@ -21,11 +21,10 @@ import os
 import pstats
 import statistics
 import sys
-import tempfile
 
 import aiohttp
 import datasets
-from benchlib import edit_requests, fake_server, machine, sample_rows, table, timed
+from benchlib import edit_requests, fake_server, machine, sample_rows, scratch, table, timed
 
 from hf_synth import LLM, CoEvolTransform, status
 from hf_synth.llm import loop
@@ -53,7 +52,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print where the stack's CPU goes (first round)")
     args = parser.parse_args()
     datasets.disable_progress_bars()
-    os.environ["HF_SYNTH_CACHE"] = tempfile.mkdtemp(prefix="hf_synth_bench_")
+    os.environ["HF_SYNTH_CACHE"] = scratch()
     rows = sample_rows(args.rows)
 
     def fresh(tag):  # the same rows, made new: the request cache does not know them

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before Ray is imported: loopback only
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 import datasets  # noqa: E402
-from benchlib import fake_server, machine, sample_rows, table  # noqa: E402
+from benchlib import fake_server, machine, sample_rows, scratch, table  # noqa: E402
 
 from hf_synth import LLM, CoEvolTransform  # noqa: E402
 
@@ -36,7 +35,7 @@ def main() -> None:
         llm = LLM(model="fake-model", base_url=url, max_concurrency=args.concurrency)
         batch = args.concurrency // 2
 
-        os.environ["HF_SYNTH_CACHE"] = tempfile.mkdtemp(prefix="hf_synth_bench_ray_")
+        os.environ["HF_SYNTH_CACHE"] = scratch("hf_synth_bench_ray_")
         started = time.perf_counter()
         # num_proc=2: each worker gets half the concurrency, as the CLI's --num-proc does
         half = LLM(model="fake-model", base_url=url, max_concurrency=args.concurrency // 2)
@@ -48,7 +47,7 @@ def main() -> None:
 
         from hf_synth.ray import run
 
-        os.environ["HF_SYNTH_CACHE"] = tempfile.mkdtemp(prefix="hf_synth_bench_ray_")
+        os.environ["HF_SYNTH_CACHE"] = scratch("hf_synth_bench_ray_")
         started = time.perf_counter()
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         try:

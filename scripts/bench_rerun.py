@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 
 import datasets
-from benchlib import fake_server, machine, sample_rows, table, timed
+from benchlib import fake_server, machine, sample_rows, scratch, table, timed
 
 from hf_synth import LLM, CoEvolTransform
 from hf_synth.status import counts
@@ -24,7 +23,7 @@ def main() -> None:
     parser.add_argument("--mode", default="edit", help="CoEvol mode; 'full' makes 24 requests per row")
     args = parser.parse_args()
     datasets.disable_progress_bars()
-    folder = tempfile.mkdtemp(prefix="hf_synth_bench_")
+    folder = scratch()
     datasets.Dataset.from_dict(sample_rows(args.rows)).save_to_disk(f"{folder}/rows")
     on_disk = datasets.load_from_disk(f"{folder}/rows")
     in_memory = datasets.Dataset.from_dict(on_disk.to_dict())

@@ -11,10 +11,9 @@ import argparse
 import logging
 import os
 import sys
-import tempfile
 
 import datasets
-from benchlib import fake_server, machine, sample_rows, table, timed
+from benchlib import fake_server, machine, sample_rows, scratch, table, timed
 
 from hf_synth import LLM, CoEvolTransform
 from hf_synth.llm.door import endpoints
@@ -28,7 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     datasets.disable_progress_bars()
     logging.disable(logging.WARNING)
-    os.environ["HF_SYNTH_CACHE"] = tempfile.mkdtemp(prefix="hf_synth_bench_")
+    os.environ["HF_SYNTH_CACHE"] = scratch()
     dataset = datasets.Dataset.from_dict(sample_rows(args.rows))
     results, fault_free = [], None
     for label, inject, status in (("no faults", 0.0, 503), ("5% answered 429 at random", 0.05, 429),

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import datasets
+from benchlib import scratch
 
 from hf_synth import LLM, CoEvolTransform, R2STransform, ReviewInstructTransform
 from hf_synth.methods.judge import parse_verdict
@@ -67,7 +67,7 @@ def main() -> None:
     for name in which:
         results = {}
         for structured in (None, "llama.cpp"):
-            os.environ["HF_SYNTH_CACHE"] = tempfile.mkdtemp(prefix="hf_synth_bench_structured_")
+            os.environ["HF_SYNTH_CACHE"] = scratch("hf_synth_bench_structured_")
             started = time.monotonic()
             read, out = runs[name](structured)
             error = next(column for column in out.column_names if column.endswith("_error"))

@@ -2,12 +2,15 @@
 description, timing and a Markdown table."""
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -16,6 +19,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "hf_synth" / "data" / "alpaca_sample.jsonl"
+
+
+def scratch(prefix: str = "hf_synth_bench_") -> str:
+    """A new temporary folder (request caches, saved datasets), removed when the benchmark exits: a
+    run of them would otherwise leave gigabytes in the temporary directory."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 @contextmanager
