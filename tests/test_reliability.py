@@ -19,7 +19,8 @@ from fake_openai import FakeOpenAI, coevol_replies, prefer_edit
 
 from hf_synth import LLM, CoEvolTransform, EndpointError
 from hf_synth.errors import CacheError, ConfigError
-from hf_synth.llm.door import forget_endpoints, shared
+from hf_synth.llm.cache import RequestCache
+from hf_synth.llm.door import forget_endpoints, request_cache, shared
 from hf_synth.llm.failures import ENDPOINT, ConnectionFailed, Failure, classify, describe
 from hf_synth.retry import retry_failed
 from hf_synth.status import counts
@@ -365,18 +366,39 @@ def checkpoint_and_forget() -> None:
 def test_damaged_pages_are_misses_and_every_row_comes_out(server, caplog):
     first = cached_run(server)
     checkpoint_and_forget()
+    with sqlite3.connect(cache_file()) as db:
+        keys = [key for (key,) in db.execute("SELECT key FROM replies")]
     size = os.path.getsize(cache_file())
     with open(cache_file(), "r+b") as file:  # overwrite the middle third of the file's pages
         file.seek(size // 3)
         file.write(os.urandom(size // 3))
+    looked_at = RequestCache(os.environ["HF_SYNTH_CACHE"])
+    unreadable = sum(looked_at.get(key) is None for key in keys)  # each entry looked up alone
+    looked_at.close()
+    caplog.clear()
     sent = len(server.requests)
     again = cached_run(server)
     assert again["coevol_error"] == [None] * 100 and again["coevol_output"] == first["coevol_output"]
-    assert 0 < len(server.requests) - sent <= 100  # what could not be read was asked again, nothing more
+    assert 0 < len(server.requests) - sent == unreadable  # what could not be read was asked again, nothing more
     warnings = [r.getMessage() for r in caplog.records if "could not" in r.getMessage()]
     assert len(warnings) == 1 and re.fullmatch(  # once per run, not once per damaged entry
         rf"The request cache {re.escape(str(cache_file()))} could not read an entry, so it is requested again "
         r"\(.+\); the run goes on\.", warnings[0]), warnings
+
+
+def test_a_batchs_first_requests_are_looked_up_in_one_query(server):
+    llm = LLM(model="m", base_url=server.url)
+    rows(30).map(CoEvolTransform(llm, mode="edit"), batched=True)  # cached: one request a row
+    statements = []
+    cache = request_cache()  # (this test's folder: HF_SYNTH_CACHE)
+    cache._db.set_trace_callback(statements.append)
+    try:
+        again = rows(30).map(CoEvolTransform(llm, mode="edit"), batched=True, batch_size=10, load_from_cache_file=False)
+    finally:
+        cache._db.set_trace_callback(None)
+    looked_up = [s for s in statements if s.startswith("SELECT")]
+    assert again["coevol_error"] == [None] * 30 and len(server.requests) == 30  # all served from the cache
+    assert len(looked_up) == 3 and all(len(re.findall(r"'[0-9a-f]{64}'", s)) == 10 for s in looked_up)  # a query a batch
 
 
 @pytest.mark.parametrize("damage", ["header overwritten", "truncated to half"])
@@ -764,7 +786,7 @@ def test_on_a_filesystem_that_cannot_lock_files_the_log_is_off_and_every_reply_i
     monkeypatch.setattr(fcntl, "flock", no_locks_for_logs)
     out = cached_run(server, 5)
     assert out["coevol_error"] == [None] * 5
-    assert caplog.text.count("could not log a reply as it completed") == 1
+    assert caplog.text.count("could not log replies as they completed") == 1
     assert not [name for name in os.listdir(os.environ["HF_SYNTH_CACHE"]) if ".log-" in name]
     checkpoint_and_forget()
     with sqlite3.connect(cache_file()) as db:

@@ -1,7 +1,7 @@
 """The request cache: every completed request is stored on disk as it completes, so a re-run makes no
 calls and a run killed halfway pays again only for the requests that were in flight.
 
-A reply is on disk the moment it completes, appended to this process's reply log (`reply_log.py`). A
+A reply is on disk as it completes, appended to this process's reply log (`reply_log.py`). A
 thread of the cache's own commits the replies into SQLite once a second, or as soon as a thousand
 wait, in one transaction: the event loop never waits on the disk, and a reply costs a third of the
 CPU it costs in a transaction of ten (SQLite writes every index page an insert touches, whatever the
@@ -17,6 +17,7 @@ whose header is damaged is moved aside and started afresh; an entry that cannot 
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -158,10 +159,9 @@ class RequestCache:
             logger.warning("The request cache %s could not %s (%s); the run goes on.", self.path, what, error)
 
     def get(self, key: str) -> dict | None:
-        with self._changed:
-            raw = self._pending.get(key) or self._writing.get(key)
-        if raw is not None:
-            return codec.loads(raw)
+        recent = self.recent(key)
+        if recent is not None:
+            return recent
         try:
             row = self._db.execute("SELECT reply FROM replies WHERE key = ?", (key,)).fetchone()
         except sqlite3.DatabaseError as exc:  # damaged pages, undecodable text
@@ -169,15 +169,40 @@ class RequestCache:
             return None
         return _reply(row[0]) if row else None
 
+    def get_many(self, keys: list[str]) -> dict[str, dict | None]:
+        """The stored reply of each of `keys` (None: none), in one query per 500 keys. A key whose query
+        failed (a damaged page among them) is left out, to be looked up alone."""
+        found: dict[str, dict | None] = {}
+        with self._changed:
+            for key in keys:
+                raw = self._pending.get(key) or self._writing.get(key)
+                if raw is not None:
+                    found[key] = codec.loads(raw)
+        unknown = [key for key in keys if key not in found]
+        for start in range(0, len(unknown), 500):
+            chunk = unknown[start:start + 500]
+            try:
+                rows = self._db.execute(f"SELECT key, reply FROM replies WHERE key IN ({','.join('?' * len(chunk))})",
+                                        chunk).fetchall()
+            except sqlite3.DatabaseError:
+                continue
+            stored = {key: _reply(text) for key, text in rows}  # (a damaged entry is a miss)
+            found.update((key, stored.get(key)) for key in chunk)
+        return found
+
+    def recent(self, key: str) -> dict | None:
+        """The reply to `key` put since the last look-up (not yet committed), if there is one."""
+        with self._changed:
+            raw = self._pending.get(key) or self._writing.get(key)
+        return codec.loads(raw) if raw is not None else None
+
     def put(self, key: str, reply: dict) -> None:
-        """Store `reply`: on disk at once (in the reply log), in SQLite within `COMMIT_EVERY` seconds."""
+        """Store `reply` (called on the event loop): on disk at the end of the loop's turn (in the reply
+        log), in SQLite within `COMMIT_EVERY` seconds."""
         raw = codec.dumps(reply)
         with self._changed:
-            try:
-                self._log.append(key, raw)
-            except OSError as exc:  # (a full disk, a filesystem that cannot lock files)
-                self._warn("log a reply as it completed, so replies are on disk once committed (within a second)",
-                           exc)
+            if self._log.append(key, raw):  # the first of this turn of the event loop: written at its end
+                asyncio.get_running_loop().call_soon(self._write_log)
             self._pending[key] = raw
             if self._writer is None:
                 self._writer = threading.Thread(target=self._write_while_busy, name="hf_synth-cache-writer",
@@ -185,6 +210,14 @@ class RequestCache:
                 self._writer.start()
             if len(self._pending) == COMMIT_AT:
                 self._changed.notify_all()
+
+    def _write_log(self) -> None:
+        with self._changed:
+            try:
+                self._log.write()
+            except OSError as exc:  # (a full disk, a filesystem that cannot lock files)
+                self._warn("log replies as they completed, so replies are on disk once committed (within a second)",
+                           exc)
 
     def flush(self) -> None:
         """Commit every reply put so far, and wait for it (or until another process's lock holds it
@@ -215,6 +248,7 @@ class RequestCache:
                         return
                     continue
                 self._writing, self._pending = {**self._writing, **self._pending}, {}
+                self._write_log()
                 self._log.taken()
                 batch, closing = self._writing, self._closing
             if closing:  # the last write may wait a while for another process's lock

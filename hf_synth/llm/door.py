@@ -148,6 +148,9 @@ class _Route:
         return self._constraints[shape]
 
 
+_NOT_LOOKED_UP = object()
+
+
 class Door:
     """Asked by the runner for every reply of a run. `llms` maps agent names to their LLM; agents not
     named use `default`. `cache` is a folder, True for the default folder, or False for none. With
@@ -165,6 +168,7 @@ class Door:
         self._llms = {agent: llm.with_defaults() for agent, llm in llms.items()}
         self._routes: dict[str, _Route] = {}
         self._by_llm: dict[LLM, _Route] = {}
+        self._prefetched: dict[str, dict | None] = {}  # by key: the stored reply looked up, None for none
 
     def _route(self, agent: str) -> _Route:
         route = self._routes.get(agent)
@@ -177,6 +181,23 @@ class Door:
                         endpoint.transport.use_journal(self._cache.path.parent if self._cache is not None else default_cache_dir())
             route = self._routes[agent] = self._by_llm[llm]
         return route
+
+    def prefetch(self, chats: list[Chat]) -> None:
+        """Look up the stored replies of `chats`, about to be asked (a run's first requests), in one query
+        rather than one each."""
+        if self._cache is None or not chats:
+            return
+        keys = []
+        for chat in chats:
+            route = self._route(chat.agent)
+            keys.append(key_of(route.identity, chat.messages, route.constraint(chat.shape)[1]))
+        self._prefetched = self._cache.get_many(keys)
+
+    def _stored(self, key: str) -> dict | None:
+        stored = self._prefetched.pop(key, _NOT_LOOKED_UP)
+        if stored is _NOT_LOOKED_UP:
+            return self._cache.get(key)
+        return stored if stored is not None else self._cache.recent(key)  # (completed since the look-up?)
 
     def begin_run(self) -> None:
         """Every run gives each endpoint a new chance."""
@@ -207,7 +228,7 @@ class Door:
         route = self._route(chat.agent)
         constraint, constraint_json = route.constraint(chat.shape)
         key = key_of(route.identity, chat.messages, constraint_json)
-        stored = self._cache.get(key) if self._cache is not None else None
+        stored = self._stored(key) if self._cache is not None else None
         if stored is not None and self._ask_again_unusable and unusable(stored, route.llm.max_tokens, chat.whole):
             stored = None
         if stored is None:

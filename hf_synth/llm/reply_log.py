@@ -1,7 +1,12 @@
-"""The reply log: each reply is appended to a file of this process's beside the request cache the moment
-it completes, so a process killed at any point has lost only the requests then in flight. The cache's
+"""The reply log: each reply is appended to a file of this process's beside the request cache as it
+completes, so a process killed at any point has lost only the requests then in flight. The cache's
 writer thread commits the replies into SQLite in large transactions (where a reply costs a third of
 what it costs in a small one) and then removes the files that held them.
+
+The replies that complete in one turn of the event loop are written at its end, in one `write`: a
+`write` per reply gave Python's lock away once a reply, and the writer thread, busy committing, took
+it each time (10 µs a reply in all, docs/performance.md). A kill within the turn loses them with the
+requests in flight.
 
 A file is locked (`flock`) by the process that appends to it for as long as the file exists, so a file
 that can be locked was left by a process that is gone: the next process that opens the cache replays
@@ -30,16 +35,25 @@ class ReplyLog:
         self._prefix = f"{cache_path.name}.log-"
         self._file: tuple[Path, int] | None = None  # the file appended to now
         self._taken: list[tuple[Path, int]] = []    # older files: every reply in them is taken by the writer
+        self._lines: list[bytes] = []               # appended, not yet written
         self._off = fcntl is None  # no log: no fcntl, or a filesystem that cannot lock files
 
-    def append(self, key: str, raw: bytes) -> None:
-        """Put the reply `raw` of the request `key` on disk (in the page cache: safe from a kill).
-        `OSError` when it cannot (a full disk; a filesystem that cannot lock files, which turns the log off)."""
+    def append(self, key: str, raw: bytes) -> bool:
+        """Hold the reply `raw` of the request `key` for the next `write`; whether it is the first held."""
         if self._off:
-            return
-        if self._file is None:
-            self._file = self._new_file()
-        os.write(self._file[1], b"%s\t%s\n" % (key.encode(), raw))
+            return False
+        self._lines.append(b"%s\t%s\n" % (key.encode(), raw))
+        return len(self._lines) == 1
+
+    def write(self) -> None:
+        """Put the replies held on disk (in the page cache: safe from a kill). `OSError` when it cannot (a
+        full disk; a filesystem that cannot lock files, which turns the log off): they are then on disk
+        once committed."""
+        lines, self._lines = self._lines, []
+        if lines and not self._off:
+            if self._file is None:
+                self._file = self._new_file()
+            os.write(self._file[1], b"".join(lines))
 
     def _new_file(self) -> tuple[Path, int]:
         while True:
@@ -58,7 +72,7 @@ class ReplyLog:
             os.close(descriptor)
 
     def taken(self) -> None:
-        """The writer has taken every reply appended so far: the next ones go to a new file."""
+        """The writer has taken every reply written so far: the next ones go to a new file."""
         if self._file is not None:
             self._taken.append(self._file)
             self._file = None

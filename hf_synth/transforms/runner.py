@@ -60,6 +60,18 @@ def collector_eased():
             gc.unfreeze()
 
 
+def _first_request(protocol: Protocol) -> Chat | list[Chat] | Exception:
+    """The protocol's first request, or what its first step raised (the row's to report)."""
+    try:
+        return next(protocol)
+    except Exception as exc:  # (StopIteration included: a row that needs no request)
+        return exc
+
+
+def _chats(request) -> list[Chat]:
+    return [request] if isinstance(request, Chat) else request if isinstance(request, list) else []
+
+
 @dataclass
 class Outcome:
     result: Any = None
@@ -80,9 +92,12 @@ class Runner:
 
     async def run(self, protocols: list[Protocol]) -> list[Outcome]:
         self._door.begin_run()
-        tasks = [asyncio.ensure_future(self._drive(p)) for p in protocols]
+        tasks = []
         try:
             with collector_eased():
+                firsts = [_first_request(protocol) for protocol in protocols]
+                self._door.prefetch([chat for first in firsts for chat in _chats(first)])
+                tasks = [asyncio.ensure_future(self._drive(p, first)) for p, first in zip(protocols, firsts)]
                 outcomes = list(await asyncio.gather(*tasks))
         except BaseException:
             for task in tasks:
@@ -94,10 +109,12 @@ class Runner:
         self._door.end_run()
         return outcomes
 
-    async def _drive(self, protocol: Protocol) -> Outcome:
+    async def _drive(self, protocol: Protocol, request: Chat | list[Chat] | Exception) -> Outcome:
+        """Run `protocol` from its first request (or what its first step raised) to its result."""
         outcome = Outcome()
         try:
-            request = next(protocol)
+            if isinstance(request, Exception):
+                raise request
             while True:
                 try:
                     if isinstance(request, Chat):
