@@ -386,6 +386,18 @@ def test_damaged_pages_are_misses_and_every_row_comes_out(server, caplog):
         r"\(.+\); the run goes on\.", warnings[0]), warnings
 
 
+@pytest.mark.parametrize("statement", ["one INSERT from json_each", "executemany (SQLite without JSON)"])
+def test_when_map_returns_its_replies_are_committed_for_any_other_process(server, statement):
+    llm = LLM(model="m", base_url=server.url)
+    if statement.startswith("executemany"):
+        request_cache()._json_each = False
+    out = rows(25).map(CoEvolTransform(llm, mode="edit"), batched=True, batch_size=10)
+    with sqlite3.connect(cache_file()) as db:  # (another connection: what another process would read)
+        stored = dict(db.execute("SELECT key, reply FROM replies"))
+    assert len(stored) == 25 == len(server.requests)
+    assert sorted(json.loads(reply)["text"] for reply in stored.values()) == sorted(out["coevol_output"])
+
+
 def test_a_batchs_first_requests_are_looked_up_in_one_query(server):
     llm = LLM(model="m", base_url=server.url)
     rows(30).map(CoEvolTransform(llm, mode="edit"), batched=True)  # cached: one request a row

@@ -205,8 +205,13 @@ class Door:
             for endpoint in made:
                 endpoint.begin_run()
 
+    def commit(self) -> None:
+        """Start committing the replies not yet in SQLite (they are on disk already, in the reply log)."""
+        if self._cache is not None:
+            self._cache.commit()
+
     def flush(self) -> None:
-        """Commit the replies not yet in SQLite (they are on disk already, in the reply log)."""
+        """Commit the replies not yet in SQLite, and wait for it."""
         if self._cache is not None:
             self._cache.flush()
 

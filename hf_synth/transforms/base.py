@@ -169,10 +169,13 @@ class MapTransform:
     def outcomes(self, examples) -> tuple[list[Outcome], bool]:
         """Run the method over a batch (or a single row) in any format `batches.as_arrow` reads;
         returns one `Outcome` per row, in order, and whether `examples` was a batch."""
-        outcomes, batch = self._run(examples)
+        outcomes, batch, runner = self._run(examples)
+        runner.flush()
         return outcomes, batch.batched
 
-    def _run(self, examples) -> tuple[list[Outcome], Batch]:
+    def _run(self, examples) -> tuple[list[Outcome], Batch, Runner]:
+        """The outcomes of the rows of `examples`, the batch, and its runner, whose replies are being
+        committed (`flush` waits for them)."""
         names = examples.column_names if isinstance(examples, pa.Table) else list(examples.keys())
         used = self.input_columns(names)
         batch = as_arrow(examples, lambda plain: is_batch(plain, used[0]))
@@ -185,7 +188,7 @@ class MapTransform:
         run = counts()
         logger.info("%s: %d rows, %d failed; this process sent %d requests, %d served from cache, %d retries",
                     type(self).__name__, len(rows), failed, run.sent, run.cached, run.retries)
-        return outcomes, batch
+        return outcomes, batch, runner
 
     def output_schema(self, column_names: list[str]) -> dict[str, pa.DataType]:
         """Every column this transform adds to a dataset with `column_names`, with its Arrow type."""
@@ -197,7 +200,7 @@ class MapTransform:
     def __call__(self, examples):
         """The batch with this transform's columns added, in the format it came in (a `datasets`
         batch or row, a `pyarrow.Table`, a pandas DataFrame, a dict of numpy arrays or of lists)."""
-        outcomes, batch = self._run(examples)
+        outcomes, batch, runner = self._run(examples)
         table = batch.table
         method_types = self.output_types(table.column_names)
         types = self.output_schema(table.column_names)
@@ -208,6 +211,7 @@ class MapTransform:
         table = table.drop_columns([name for name in types if name in table.column_names])
         for name, values in columns.items():
             table = table.append_column(name, pa.array(values, type=types[name]))
+        runner.flush()  # committed while the outputs were built: a process that asks next finds them
         return batch.back(table)
 
     def __repr__(self) -> str:

@@ -99,15 +99,20 @@ class Runner:
                 self._door.prefetch([chat for first in firsts for chat in _chats(first)])
                 tasks = [asyncio.ensure_future(self._drive(p, first)) for p, first in zip(protocols, firsts)]
                 outcomes = list(await asyncio.gather(*tasks))
+            self._door.end_run()
         except BaseException:
             for task in tasks:
                 task.cancel()
+            self._door.flush()  # what completed is kept, whatever stopped the run
             raise
         finally:
-            self._door.flush()  # what completed is kept, whatever stopped the run
             status.this_process().write_now()
-        self._door.end_run()
+        self._door.commit()  # (the caller's `flush` waits for it: meanwhile it builds the outputs)
         return outcomes
+
+    def flush(self) -> None:
+        """Wait until the replies of the run are committed (so another process finds them)."""
+        self._door.flush()
 
     async def _drive(self, protocol: Protocol, request: Chat | list[Chat] | Exception) -> Outcome:
         """Run `protocol` from its first request (or what its first step raised) to its result."""
