@@ -25,7 +25,7 @@ from ..llm import loop, structured
 from ..llm.config import LLM
 from ..method import Method, register
 from ..protocol import Protocol
-from .runner import Outcome, Runner
+from .runner import Outcome, Runner, collector_eased
 from ..status import counts
 from .batches import Batch, as_arrow
 
@@ -200,18 +200,19 @@ class MapTransform:
     def __call__(self, examples):
         """The batch with this transform's columns added, in the format it came in (a `datasets`
         batch or row, a `pyarrow.Table`, a pandas DataFrame, a dict of numpy arrays or of lists)."""
-        outcomes, batch, runner = self._run(examples)
-        table = batch.table
-        method_types = self.output_types(table.column_names)
-        types = self.output_schema(table.column_names)
-        values = [{} if outcome.error else self.output_values(outcome.result) for outcome in outcomes]
-        columns = {f"{self.prefix}_{name}": [row.get(name) for row in values] for name in method_types}
-        columns[f"{self.prefix}_error"] = [outcome.error for outcome in outcomes]
-        columns[f"{self.prefix}_usage"] = [outcome.usage.as_dict() for outcome in outcomes]
-        table = table.drop_columns([name for name in types if name in table.column_names])
-        for name, values in columns.items():
-            table = table.append_column(name, pa.array(values, type=types[name]))
-        runner.flush()  # committed while the outputs were built: a process that asks next finds them
+        with collector_eased():  # (the rows and outputs of a batch are made here, the run's requests in the runner)
+            outcomes, batch, runner = self._run(examples)
+            table = batch.table
+            method_types = self.output_types(table.column_names)
+            types = self.output_schema(table.column_names)
+            values = [{} if outcome.error else self.output_values(outcome.result) for outcome in outcomes]
+            columns = {f"{self.prefix}_{name}": [row.get(name) for row in values] for name in method_types}
+            columns[f"{self.prefix}_error"] = [outcome.error for outcome in outcomes]
+            columns[f"{self.prefix}_usage"] = [outcome.usage.as_dict() for outcome in outcomes]
+            table = table.drop_columns([name for name in types if name in table.column_names])
+            for name, values in columns.items():
+                table = table.append_column(name, pa.array(values, type=types[name]))
+            runner.flush()  # committed while the outputs were built: a process that asks next finds them
         return batch.back(table)
 
     def __repr__(self) -> str:

@@ -27,19 +27,20 @@ logger = logging.getLogger(__name__)
 
 _sparing = 0  # runs in this process now easing the collector
 _thresholds: tuple[int, ...] = ()  # the collector's thresholds before them
-YOUNG_THRESHOLD = 10_000  # allocations between young collections during a run (Python's default: 700)
+YOUNG_THRESHOLD = 50_000  # allocations between young collections during a run (Python's default: 700)
 
 
 @contextmanager
 def collector_eased():
-    """While rows run, the cyclic garbage collector leaves alone the objects that were there before
-    (`gc.freeze`), and collects the young generation after 10,000 allocations rather than 700; both
-    are handed back when the last run ends (`gc.unfreeze`, the thresholds it had).
+    """While rows run (and a batch's rows and outputs are made), the cyclic garbage collector leaves
+    alone the objects that were there before (`gc.freeze`), and collects the young generation after
+    50,000 allocations rather than 700; both are handed back when the last run ends (`gc.unfreeze`,
+    the thresholds it had).
 
     Every request allocates many short-lived objects, so young collections come often. About one in a
     hundred of them was a full one, over all the process's objects — `datasets`, Arrow and their
-    modules, some 120,000: a tenth of a run's CPU. The young ones, 300 a 5,000-request run, each
-    scanned the rows still waiting again: 40–45 ms, against 11–15 ms at 10,000 (docs/performance.md).
+    modules, some 120,000: a tenth of a run's CPU. The young ones each scan the rows still waiting
+    again: 300 a 5,000-request run at 700 took 40–45 ms; 5 at 50,000 take 7–13 ms (docs/performance.md).
     Cyclic garbage among the older objects is collected after the run, not during it. A process that
     froze objects itself (a server before it forks) is left as it is."""
     global _sparing, _thresholds
