@@ -398,6 +398,22 @@ def test_when_map_returns_its_replies_are_committed_for_any_other_process(server
     assert sorted(json.loads(reply)["text"] for reply in stored.values()) == sorted(out["coevol_output"])
 
 
+def test_the_writer_copies_the_wal_into_the_file_as_replies_accumulate(server, monkeypatch):
+    import time
+
+    from hf_synth.llm import cache
+
+    monkeypatch.setattr(cache, "CHECKPOINT_AFTER", 20)
+    llm = LLM(model="m", base_url=server.url)
+    rows(1).map(CoEvolTransform(llm, mode="edit"), batched=True)
+    empty = os.path.getsize(cache_file())  # (SQLite's own checkpoint comes only at 40,000 pages)
+    rows(60).map(CoEvolTransform(llm, mode="edit"), batched=True, batch_size=20)
+    deadline = time.monotonic() + 30  # (after the commit's waiters are released, so a moment later)
+    while os.path.getsize(cache_file()) == empty and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.path.getsize(cache_file()) > empty
+
+
 def test_a_batchs_first_requests_are_looked_up_in_one_query(server):
     llm = LLM(model="m", base_url=server.url)
     rows(30).map(CoEvolTransform(llm, mode="edit"), batched=True)  # cached: one request a row

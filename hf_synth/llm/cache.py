@@ -64,8 +64,10 @@ COMMIT_EVERY = 1.0     # seconds a completed reply waits at most to be committed
 COMMIT_AT = 1000       # ... or until this many wait
 WRITER_IDLE = 2.0      # seconds the writer thread waits for replies before it ends (the next reply starts another)
 COMMITTED, HELD, FAILED = "committed", "held", "failed"  # what became of a write
-CHECKPOINT_PAGES = 10_000  # the WAL is copied into the file at this size (40 MB), not SQLite's 1,000 pages:
-                           # random keys touch the same index pages again and again, each copied once
+CHECKPOINT_AFTER = 10_000  # replies committed between copies of the WAL into the file (some 5,000-10,000 pages,
+                           # not SQLite's 1,000: random keys touch the same index pages again and again, each copied
+                           # once); by the writer once the commit's waiters are released, so no batch waits for it
+CHECKPOINT_PAGES = 40_000  # ... and by SQLite at a commit, should the WAL grow past this all the same (160 MB)
 
 
 def _locked(error: BaseException) -> bool:
@@ -131,6 +133,7 @@ class RequestCache:
             self._set_aside()
             self._db, self._writes = self._open(), self._open()
         self._writes.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+        self._uncheckpointed = 0  # replies committed since the WAL was last copied into the file
         self._json_each = _has_json_each(self._writes)
         self._log = ReplyLog(self.path)
         self._log.replay(self._commit_replayed)  # what processes killed before their commit completed
@@ -291,6 +294,19 @@ class RequestCache:
                     return
             if written == HELD:
                 time.sleep(RETRY_WRITE)
+            elif written == COMMITTED:
+                self._uncheckpointed += len(batch)
+                if self._uncheckpointed >= CHECKPOINT_AFTER:
+                    self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL into the file (as far as no reader still needs it): it then starts again from
+        its beginning rather than growing."""
+        self._uncheckpointed = 0
+        try:
+            self._writes.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.DatabaseError:  # (another process writes: a later checkpoint, or theirs, copies it)
+            pass
 
     def _write(self, batch: dict[str, bytes]) -> str:
         """Commit `batch`: `COMMITTED`, `HELD` (another process's lock holds it back: it is kept to try
