@@ -9,7 +9,7 @@ the same code drifts by ±20% from minute to minute, and a single pair measures 
 code. The figure is the median of the rounds' ratios; every round is printed. A last round shows the
 live status (counts written twice a second, a display thread).
 
-Usage: python scripts/bench_overhead.py [--rows 5000] [--rounds 5] [--concurrency 64] [--profile]
+Usage: python scripts/bench_overhead.py [--rows 5000] [--rounds 9] [--concurrency 64] [--profile]
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ async def bare_loop(url: str, bodies: list[dict], concurrency: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=5000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--profile", action="store_true", help="print where the stack's CPU goes (first round)")
     args = parser.parse_args()
