@@ -386,11 +386,14 @@ def test_damaged_pages_are_misses_and_every_row_comes_out(server, caplog):
         r"\(.+\); the run goes on\.", warnings[0]), warnings
 
 
-@pytest.mark.parametrize("statement", ["one INSERT from json_each", "executemany (SQLite without JSON)"])
-def test_when_map_returns_its_replies_are_committed_for_any_other_process(server, statement):
+@pytest.mark.parametrize("statement", ["INSERTs from json_each", "executemany (SQLite without JSON)"])
+def test_when_map_returns_its_replies_are_committed_for_any_other_process(server, statement, monkeypatch):
+    from hf_synth.llm import cache
+
     llm = LLM(model="m", base_url=server.url)
     if statement.startswith("executemany"):
         request_cache()._json_each = False
+    monkeypatch.setattr(cache, "INSERT_AT_MOST", 4)  # (a commit of 10 replies: three INSERTs)
     out = rows(25).map(CoEvolTransform(llm, mode="edit"), batched=True, batch_size=10)
     with sqlite3.connect(cache_file()) as db:  # (another connection: what another process would read)
         stored = dict(db.execute("SELECT key, reply FROM replies"))

@@ -64,6 +64,7 @@ COMMIT_EVERY = 1.0     # seconds a completed reply waits at most to be committed
 COMMIT_AT = 1000       # ... or until this many wait
 WRITER_IDLE = 2.0      # seconds the writer thread waits for replies before it ends (the next reply starts another)
 COMMITTED, HELD, FAILED = "committed", "held", "failed"  # what became of a write
+INSERT_AT_MOST = 10_000    # replies an INSERT takes in one JSON text (SQLite takes a text of at most 1 GB)
 CHECKPOINT_AFTER = 10_000  # replies committed between copies of the WAL into the file (some 5,000-10,000 pages,
                            # not SQLite's 1,000: random keys touch the same index pages again and again, each copied
                            # once); by the writer once the commit's waiters are released, so no batch waits for it
@@ -315,8 +316,10 @@ class RequestCache:
             self._writes.execute("BEGIN")
             try:
                 if self._json_each:
-                    self._writes.execute("INSERT OR REPLACE INTO replies (key, reply) SELECT key, value FROM json_each(?)",
-                                         (codec.dumps({key: reply.decode() for key, reply in batch.items()}),))
+                    replies = [(key, reply.decode()) for key, reply in batch.items()]
+                    for start in range(0, len(replies), INSERT_AT_MOST):
+                        self._writes.execute("INSERT OR REPLACE INTO replies (key, reply) SELECT key, value FROM "
+                                             "json_each(?)", (codec.dumps(dict(replies[start:start + INSERT_AT_MOST])),))
                 else:
                     self._writes.executemany("INSERT OR REPLACE INTO replies (key, reply) VALUES (?, ?)",
                                              ((key, reply.decode()) for key, reply in batch.items()))
