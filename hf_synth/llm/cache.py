@@ -2,10 +2,12 @@
 calls and a run killed halfway pays again only for the requests that were in flight.
 
 A reply is on disk as it completes, appended to this process's reply log (`reply_log.py`). A
-thread of the cache's own commits the replies into SQLite once a second, or as soon as a thousand
-wait, in one transaction: the event loop never waits on the disk, and a reply costs a third of the
-CPU it costs in a transaction of ten (SQLite writes every index page an insert touches, whatever the
-number of inserts on it). Until it is committed, a reply is served from memory.
+thread of the cache's own commits the replies into SQLite once a second, as soon as a thousand
+wait, or when a run's rows are done (`commit`; `flush` waits for it), in one transaction: the event
+loop never waits on the disk, and a reply costs a third of the CPU it costs in a transaction of ten
+(SQLite writes every index page an insert touches, whatever the number of inserts on it). Until it
+is committed, a reply is served from memory. The first requests of a run are looked up together
+(`get_many`), the later ones one by one (`get`).
 
 Keyed by a canonical hash of who answers and what was asked (endpoint, model, sampling parameters,
 messages, the constraint on the reply's shape), never by the API key. SQLite in WAL mode lets several `num_proc` workers share it.
