@@ -193,11 +193,10 @@ class RequestCache:
         """The stored reply of each of `keys` (None: none), in one query per 500 keys. A key whose query
         failed (a damaged page among them) is left out, to be looked up alone."""
         found: dict[str, dict | None] = {}
-        with self._changed:
-            for key in keys:
-                raw = self._pending.get(key) or self._writing.get(key)
-                if raw is not None:
-                    found[key] = codec.loads(raw)
+        for key in keys:
+            recent = self.recent(key)
+            if recent is not None:
+                found[key] = recent
         unknown = [key for key in keys if key not in found]
         for start in range(0, len(unknown), 500):
             chunk = unknown[start:start + 500]
@@ -317,14 +316,13 @@ class RequestCache:
         try:
             self._writes.execute("BEGIN")
             try:
+                replies = [(key, reply.decode()) for key, reply in batch.items()]
                 if self._json_each:
-                    replies = [(key, reply.decode()) for key, reply in batch.items()]
                     for start in range(0, len(replies), INSERT_AT_MOST):
                         self._writes.execute("INSERT OR REPLACE INTO replies (key, reply) SELECT key, value FROM "
                                              "json_each(?)", (codec.dumps(dict(replies[start:start + INSERT_AT_MOST])),))
                 else:
-                    self._writes.executemany("INSERT OR REPLACE INTO replies (key, reply) VALUES (?, ?)",
-                                             ((key, reply.decode()) for key, reply in batch.items()))
+                    self._writes.executemany("INSERT OR REPLACE INTO replies (key, reply) VALUES (?, ?)", replies)
             except BaseException:
                 self._writes.execute("ROLLBACK")
                 raise
