@@ -114,7 +114,8 @@ class RequestCache:
         self._flushes = 0                     # callers waiting for everything to be committed
         self._asked = False                   # a commit of everything put so far is asked for (`commit`)
         self._closing = False
-        self._changed = threading.Condition()
+        self._lock = threading.RLock()  # (held directly on the hot path: a Condition's own `with` is Python code)
+        self._changed = threading.Condition(self._lock)
         self._writer: threading.Thread | None = None
         self._warned = False
         try:
@@ -211,7 +212,7 @@ class RequestCache:
 
     def recent(self, key: str) -> dict | None:
         """The reply to `key` put since the last look-up (not yet committed), if there is one."""
-        with self._changed:
+        with self._lock:
             raw = self._pending.get(key) or self._writing.get(key)
         return codec.loads(raw) if raw is not None else None
 
@@ -219,7 +220,7 @@ class RequestCache:
         """Store `reply` (called on the event loop): on disk at the end of the loop's turn (in the reply
         log), in SQLite within `COMMIT_EVERY` seconds."""
         raw = codec.dumps(reply)
-        with self._changed:
+        with self._lock:
             if self._log.append(key, raw):  # the first of this turn of the event loop: written at its end
                 asyncio.get_running_loop().call_soon(self._write_log)
             self._pending[key] = raw
@@ -231,7 +232,7 @@ class RequestCache:
                 self._changed.notify_all()
 
     def _write_log(self) -> None:
-        with self._changed:
+        with self._lock:
             try:
                 self._log.write()
             except OSError as exc:  # (a full disk, a filesystem that cannot lock files)
@@ -240,7 +241,7 @@ class RequestCache:
 
     def commit(self) -> None:
         """Start committing every reply put so far, now; `flush` waits for it."""
-        with self._changed:
+        with self._lock:
             if self._pending:
                 self._asked = True
                 self._changed.notify_all()
@@ -248,7 +249,7 @@ class RequestCache:
     def flush(self) -> None:
         """Commit every reply put so far, and wait for it (or until another process's lock holds it
         back: it is committed when the lock is released)."""
-        with self._changed:
+        with self._lock:
             self._flushes += 1
             self._changed.notify_all()
             try:
@@ -265,7 +266,7 @@ class RequestCache:
         completed for `WRITER_IDLE` seconds or the cache is closed."""
         busy = time.monotonic()
         while True:
-            with self._changed:
+            with self._lock:
                 self._changed.wait_for(self._due, timeout=COMMIT_EVERY)
                 if not (self._pending or self._writing):
                     if self._closing or time.monotonic() - busy >= WRITER_IDLE:
@@ -285,7 +286,7 @@ class RequestCache:
             elif written == FAILED:
                 self._log.not_committed()
             busy = time.monotonic()
-            with self._changed:
+            with self._lock:
                 self._held = written == HELD
                 if not self._held:
                     self._writing = {}
@@ -340,7 +341,7 @@ class RequestCache:
 
     def close(self) -> None:
         """Write what is left (waiting longer for another process's lock) and close."""
-        with self._changed:
+        with self._lock:
             self._closing = True
             writer = self._writer
             self._changed.notify_all()

@@ -168,7 +168,8 @@ class Door:
         self._llms = {agent: llm.with_defaults() for agent, llm in llms.items()}
         self._routes: dict[str, _Route] = {}
         self._by_llm: dict[LLM, _Route] = {}
-        self._prefetched: dict[str, dict | None] = {}  # by key: the stored reply looked up, None for none
+        # the first requests looked up together, by id(): (the chat, its key, its stored reply or None)
+        self._looked_up: dict[int, tuple[Chat, str, dict | None]] = {}
 
     def _route(self, agent: str) -> _Route:
         route = self._routes.get(agent)
@@ -187,17 +188,25 @@ class Door:
         rather than one each."""
         if self._cache is None or not chats:
             return
-        keys = []
-        for chat in chats:
-            route = self._route(chat.agent)
-            keys.append(key_of(route.identity, chat.messages, route.constraint(chat.shape)[1]))
-        self._prefetched = self._cache.get_many(keys)
+        keys = [self._key(chat) for chat in chats]
+        found = self._cache.get_many(keys)
+        self._looked_up = {id(chat): (chat, key, found.get(key, _NOT_LOOKED_UP)) for chat, key in zip(chats, keys)}
 
-    def _stored(self, key: str) -> dict | None:
-        stored = self._prefetched.pop(key, _NOT_LOOKED_UP)
-        if stored is _NOT_LOOKED_UP:
-            return self._cache.get(key)
-        return stored if stored is not None else self._cache.recent(key)  # (completed since the look-up?)
+    def _key(self, chat: Chat) -> str:
+        route = self._route(chat.agent)
+        return key_of(route.identity, chat.messages, route.constraint(chat.shape)[1])
+
+    def _key_and_stored(self, chat: Chat) -> tuple[str, dict | None]:
+        """The key of `chat` and its stored reply (None: none), as looked up with the run's first
+        requests (their key made once) or now."""
+        looked_up = self._looked_up.pop(id(chat), None)
+        if looked_up is None or looked_up[0] is not chat:
+            key = self._key(chat)
+            return key, self._cache.get(key) if self._cache is not None else None
+        _, key, stored = looked_up
+        if stored is _NOT_LOOKED_UP:  # (its query failed: looked up alone)
+            return key, self._cache.get(key)
+        return key, stored if stored is not None else self._cache.recent(key)  # (completed since the look-up?)
 
     def begin_run(self) -> None:
         """Every run gives each endpoint a new chance."""
@@ -231,9 +240,8 @@ class Door:
         """The reply to `chat` from its agent's LLM, counted in `usage`; `CallFailed` when the request
         failed for good or its reply cannot be used, `EndpointError` when the run must stop."""
         route = self._route(chat.agent)
-        constraint, constraint_json = route.constraint(chat.shape)
-        key = key_of(route.identity, chat.messages, constraint_json)
-        stored = self._stored(key) if self._cache is not None else None
+        constraint = route.constraint(chat.shape)[0]
+        key, stored = self._key_and_stored(chat)
         if stored is not None and self._ask_again_unusable and unusable(stored, route.llm.max_tokens, chat.whole):
             stored = None
         if stored is None:
@@ -306,9 +314,8 @@ class Door:
         this run; a replica that cannot passes the request on, until none is left."""
         started = time.monotonic()
         while True:
-            serving = [endpoint for endpoint in route.endpoints if endpoint.fatal is None] or route.endpoints[:1]
             try:
-                completion, retries = await min(serving, key=lambda e: e.limit.outstanding).complete(body, chat.messages)
+                completion, retries = await _least_busy(route.endpoints).complete(body, chat.messages)
                 break
             except EndpointError:
                 if all(endpoint.fatal is not None for endpoint in route.endpoints):
@@ -327,3 +334,12 @@ class Door:
         if completion.reasoning_tokens:
             stored["reasoning_tokens"] = completion.reasoning_tokens
         return stored
+
+
+def _least_busy(endpoints: list[Endpoint]) -> Endpoint:
+    """The replica with the fewest outstanding requests among those that can still serve this run (the
+    first when none can: it says why)."""
+    if len(endpoints) == 1:
+        return endpoints[0]
+    serving = [endpoint for endpoint in endpoints if endpoint.fatal is None] or endpoints[:1]
+    return min(serving, key=lambda endpoint: endpoint.limit.outstanding)

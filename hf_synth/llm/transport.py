@@ -95,7 +95,7 @@ def parse_completion(response) -> Completion:
     usage = response.get("usage") or {}
     if not isinstance(usage, dict):
         usage = {}
-    details = usage.get("completion_tokens_details") or {}
+    details = usage.get("completion_tokens_details")
     return Completion(text=reply_text(content), finish_reason=choice.get("finish_reason"),
                       prompt_tokens=_count(usage.get("prompt_tokens")),
                       completion_tokens=_count(usage.get("completion_tokens")),
