@@ -89,50 +89,53 @@ class Endpoint:
         are counted against the token budget."""
         if self.fatal is not None:
             raise self.fatal
-        try:
-            completed = await self._complete(body, messages)
-        except EndpointError as error:
-            self.fatal = self.fatal or error
-            raise self.fatal from None
-        self._breaker.completed()
-        self.completed += 1
-        self.canary = body
-        return completed
-
-    async def _complete(self, body: dict, messages) -> tuple[Completion, int]:
         self._retry_budget.requested()
         retries, first_sent = 0, None
-        while True:
-            try:
-                return await self._attempt(body, messages), retries
-            except TransportFailure as exc:
-                first_sent = first_sent or exc.sent_at
-                failure = classify(exc)
-                may = failure.retry and retries < self.llm.max_retries
-                retry = may and self.fatal is None and (failure.rate_limited or not self.paced
-                                                        or self._retry_budget.withdraw())
-                if failure.blame == ENDPOINT and self.canary is not None and (not retry or not failure.rate_limited) and \
-                        self._breaker.attempt_failed(exc.sent_at):
-                    await self._judge(self._describe(exc))
-                if self.fatal is not None:  # decided while this request was failing: report that instead
-                    raise self.fatal from None
-                if retry:
+        try:
+            while True:
+                try:
+                    completion = await self._attempt(body, messages)
+                except TransportFailure as exc:
+                    first_sent = first_sent or exc.sent_at
+                    await self._before_retry(exc, retries, first_sent)
                     retries += 1
-                    if self.paced:
-                        await asyncio.sleep(wait_before_retry(exc, retries))
                     continue
-                attempts = retries + 1
-                failed = CallFailed(f"{self._describe(exc)} (after {attempts} attempt{'s' * (attempts > 1)}"
-                                    f"{'; the run has used up its retry budget' if may else ''})", blame=failure.blame)
-                if failure.blame == ENDPOINT:
-                    self.endpoint_failures += 1
-                    self.last_failure = str(failed)
-                    if self.canary is None and self._breaker.request_failed(first_sent):
-                        self.fatal = EndpointError(
-                            f"{self.where} is failing: {self._breaker.requests} requests in a row failed after their "
-                            f"retries, and it has completed none of this job's requests (the last: {failed}); {RESUME}")
-                        raise self.fatal from None
-                raise failed from None
+                self._breaker.completed()
+                self.completed += 1
+                self.canary = body
+                return completion, retries
+        except EndpointError as error:  # no request can succeed: the endpoint cannot serve this run
+            self.fatal = self.fatal or error
+            raise self.fatal from None
+
+    async def _before_retry(self, exc: TransportFailure, retries: int, first_sent: float) -> None:
+        """What the failed attempt `exc` means, after `retries` retries of a request first sent at
+        `first_sent`: returns once it is time to retry; raises `CallFailed` when the request fails for
+        good, `EndpointError` when the run must stop."""
+        failure = classify(exc)
+        may = failure.retry and retries < self.llm.max_retries
+        retry = may and self.fatal is None and (failure.rate_limited or not self.paced or self._retry_budget.withdraw())
+        if failure.blame == ENDPOINT and self.canary is not None and (not retry or not failure.rate_limited) and \
+                self._breaker.attempt_failed(exc.sent_at):
+            await self._judge(self._describe(exc))
+        if self.fatal is not None:  # decided while this request was failing: report that instead
+            raise self.fatal from None
+        if retry:
+            if self.paced:
+                await asyncio.sleep(wait_before_retry(exc, retries + 1))
+            return
+        attempts = retries + 1
+        failed = CallFailed(f"{self._describe(exc)} (after {attempts} attempt{'s' * (attempts > 1)}"
+                            f"{'; the run has used up its retry budget' if may else ''})", blame=failure.blame)
+        if failure.blame == ENDPOINT:
+            self.endpoint_failures += 1
+            self.last_failure = str(failed)
+            if self.canary is None and self._breaker.request_failed(first_sent):
+                self.fatal = EndpointError(
+                    f"{self.where} is failing: {self._breaker.requests} requests in a row failed after their "
+                    f"retries, and it has completed none of this job's requests (the last: {failed}); {RESUME}")
+                raise self.fatal from None
+        raise failed from None
 
     async def _judge(self, last: str) -> None:
         """Attempts keep failing with nothing completing meanwhile. Is the endpoint still serving? It is
