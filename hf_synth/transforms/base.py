@@ -212,6 +212,7 @@ class MapTransform:
             table = table.drop_columns([name for name in types if name in table.column_names])
             for name, values in columns.items():
                 table = table.append_column(name, pa.array(values, type=types[name]))
+            del outcomes, columns, values  # (freed now, not traversed by the young collection the exit brings)
             runner.flush()  # committed while the outputs were built: a process that asks next finds them
         return batch.back(table)
 
