@@ -27,6 +27,7 @@ from . import codec, structured
 from .cache import RequestCache, default_cache_dir, key_of
 from .config import LLM
 from .endpoint import Endpoint
+from .transport import Completion
 from .failures import unusable
 from .local import embedded_servers
 from .batch_anthropic import AnthropicBatchTransport
@@ -283,9 +284,16 @@ class Door:
         counts.in_flight += 1
         sent_at[key] = time.time()
         counts.request_since = int(next(iter(sent_at.values())))
-        spent, failed = 0.0, None
+        spent, failed, started = 0.0, None, time.monotonic()
         try:
-            stored = await self._send(route, chat, body, constraint)
+            while True:  # to the least busy replica that can still serve this run; one that cannot passes it on
+                try:
+                    completion, retries = await _least_busy(route.endpoints).complete(body, chat.messages)
+                    break
+                except EndpointError:
+                    if all(endpoint.fatal is not None for endpoint in route.endpoints):
+                        raise
+            stored = self._record(route, chat, constraint, completion, retries, started)
             if route.prices:
                 stored["cost"] = cost(route.prices, stored["prompt_tokens"], stored["completion_tokens"])
             spent = stored.get("cost") or 0.0
@@ -309,17 +317,10 @@ class Door:
             waiter.set_result(stored)
         return stored
 
-    async def _send(self, route: _Route, chat: Chat, body: dict, constraint: dict | None) -> dict:
-        """Send to the replica with the fewest outstanding requests among those that can still serve
-        this run; a replica that cannot passes the request on, until none is left."""
-        started = time.monotonic()
-        while True:
-            try:
-                completion, retries = await _least_busy(route.endpoints).complete(body, chat.messages)
-                break
-            except EndpointError:
-                if all(endpoint.fatal is not None for endpoint in route.endpoints):
-                    raise
+    def _record(self, route: _Route, chat: Chat, constraint: dict | None, completion: Completion, retries: int,
+                started: float) -> dict:
+        """The reply to store for `completion` (read back to its shape where it was constrained to one),
+        counted."""
         text = completion.text
         if constraint is not None:
             text = structured.read(chat.shape, route.llm.structured, text)
