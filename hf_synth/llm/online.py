@@ -72,9 +72,13 @@ class OnlineTransport:
         session = self._open()
         payload = codec.dumps(body)
         try:
-            async with session.post(self._url, data=payload, allow_redirects=False) as response:
+            # (awaited rather than entered with `async with`: the same release, four coroutines fewer)
+            response = await session.post(self._url, data=payload, allow_redirects=False)
+            try:
                 raw = await response.read()
-                status, headers = response.status, response.headers
+            finally:
+                response.release()
+            status, headers = response.status, response.headers
         except aiohttp.ClientError as exc:  # (a connect timeout included: it is a ClientError)
             raise ConnectionFailed(type(exc).__name__) from exc
         except TimeoutError:
