@@ -3,7 +3,7 @@
 Multi-Agent Cooperation", Section 2 and Algorithm 1).
 
 Sans-I/O: `evolve` and `evolve_conversation` are generators that yield chat requests and receive
-the replies; `hf_synth.runner` sends them.
+the replies; the runner (`hf_synth.transforms.runner`) sends them.
 """
 from __future__ import annotations
 
