@@ -231,6 +231,14 @@ class RequestCache:
             if len(self._pending) == COMMIT_AT:
                 self._changed.notify_all()
 
+    def write_held(self) -> None:
+        """Put the replies held for the reply log on disk now, rather than at the end of the loop's turn:
+        called before a request goes out, so that a kill costs at most the requests in flight (a reply
+        completed in this turn has freed its place, and the request that takes it may be sent before the
+        turn ends)."""
+        if self._log.held:
+            self._write_log()
+
     def _write_log(self) -> None:
         with self._lock:
             try:

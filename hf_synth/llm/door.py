@@ -17,6 +17,7 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Mapping
 
 from .. import status
@@ -90,7 +91,15 @@ def endpoints(llm: LLM) -> list[Endpoint]:
             made[llm] = [Endpoint(llm, batches(llm, url)) for url in urls]
         else:
             made[llm] = [Endpoint(llm, OnlineTransport(llm, url, replica), budget) for replica, url in enumerate(urls)]
+        for endpoint in made[llm]:
+            endpoint.before_send = partial(_write_held_replies, shared().caches)
     return made[llm]
+
+
+def _write_held_replies(caches: dict[str, RequestCache]) -> None:
+    """Before a request goes out, the replies completed so far are put on disk (`RequestCache.write_held`)."""
+    for cache in caches.values():
+        cache.write_held()
 
 
 def spending(run: str, max_cost: float | None, max_requests: int | None) -> Spending:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from typing import Callable
 
 from ..errors import CallFailed, EndpointError
 from .config import LLM, without_credentials
@@ -57,6 +58,7 @@ class Endpoint:
         # None while it has served none
         self.canary: dict | None = None
         self._retry_budget = RetryBudget(cap=max(100.0, 2.0 * llm.max_concurrency))  # the endpoint's load, across runs
+        self.before_send: Callable[[], None] | None = None  # called as each attempt goes out (the door's)
         self.begin_run()
 
     def begin_run(self) -> None:
@@ -181,6 +183,8 @@ class Endpoint:
             if self.fatal is not None:  # decided while this request waited: do not send it
                 raise self.fatal
             self._sending += 1
+            if self.before_send is not None:
+                self.before_send()
             try:
                 completion = await self.transport.send(body)
             except TransportFailure as exc:

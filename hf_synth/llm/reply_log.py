@@ -3,10 +3,11 @@ completes, so a process killed at any point has lost only the requests then in f
 writer thread commits the replies into SQLite in large transactions (where a reply costs a third of
 what it costs in a small one) and then removes the files that held them.
 
-The replies that complete in one turn of the event loop are written at its end, in one `write`: a
-`write` per reply gave Python's lock away once a reply, and the writer thread, busy committing, took
-it each time (10 µs a reply in all, docs/performance.md). A kill within the turn loses them with the
-requests in flight.
+The replies that complete in one turn of the event loop are written together, in one `write`, at the
+end of the turn or before the next request goes out, whichever comes first (a reply frees its place
+at once, and the request that takes it may be sent within the turn): a `write` per reply gave
+Python's lock away once a reply, and the writer thread, busy committing, took it each time (10 µs a
+reply in all, docs/performance.md). So a kill at any point loses only the requests in flight.
 
 A file is locked (`flock`) by the process that appends to it for as long as the file exists, so a file
 that can be locked was left by a process that is gone: the next process that opens the cache replays
@@ -44,6 +45,11 @@ class ReplyLog:
             return False
         self._lines.append(b"%s\t%s\n" % (key.encode(), raw))
         return len(self._lines) == 1
+
+    @property
+    def held(self) -> bool:
+        """Whether replies are held for the next `write`."""
+        return bool(self._lines)
 
     def write(self) -> None:
         """Put the replies held on disk (in the page cache: safe from a kill). `OSError` when it cannot (a
