@@ -224,12 +224,35 @@ class RequestCache:
             if self._log.append(key, raw):  # the first of this turn of the event loop: written at its end
                 asyncio.get_running_loop().call_soon(self._write_log)
             self._pending[key] = raw
-            if self._writer is None:
-                self._writer = threading.Thread(target=self._write_while_busy, name="hf_synth-cache-writer",
-                                                daemon=True)
-                self._writer.start()
+            self._start_writer()
             if len(self._pending) == COMMIT_AT:
                 self._changed.notify_all()
+
+    def _start_writer(self) -> None:
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_while_busy, name="hf_synth-cache-writer", daemon=True)
+            self._writer.start()
+
+    def adopt_orphans(self) -> None:
+        """Take over the reply logs of processes gone since this cache was opened (a Ray actor killed
+        while this one runs on, and given its rows): their replies go into this process's log, and are
+        committed with its own, so that the work retried here is not paid again. (A process that opens
+        the cache replays them at once.)"""
+        self._log.replay(self._adopt)
+
+    def _adopt(self, replies: dict[str, bytes]) -> bool:
+        with self._lock:
+            for key, raw in replies.items():
+                if _reply(raw.decode("utf-8", "replace")) is not None:
+                    self._log.append(key, raw)
+                    self._pending[key] = raw
+            try:
+                self._log.write()  # (in this process's log before the dead one's is removed)
+            except OSError as exc:
+                self._warn("take over the replies a killed process logged, so they are requested again", exc)
+                return False
+            self._start_writer()
+        return True
 
     def write_held(self) -> None:
         """Put the replies held for the reply log on disk now, rather than at the end of the loop's turn:

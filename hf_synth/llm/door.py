@@ -174,6 +174,8 @@ class Door:
         self._shared = shared()
         self._counts = status.counts()
         self._cache = request_cache(cache)
+        if self._cache is not None:
+            self._cache.adopt_orphans()
         self._default = default.with_defaults()  # (a transform has given them its method's sampling)
         self._llms = {agent: llm.with_defaults() for agent, llm in llms.items()}
         self._routes: dict[str, _Route] = {}

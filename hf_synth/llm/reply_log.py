@@ -11,7 +11,8 @@ reply in all, docs/performance.md). So a kill at any point loses only the reques
 
 A file is locked (`flock`) by the process that appends to it for as long as the file exists, so a file
 that can be locked was left by a process that is gone: the next process that opens the cache replays
-it into SQLite and removes it. A reply in both the file and SQLite (a kill between the commit and the
+it into SQLite and removes it, and a process that has it open takes it over as its next run starts
+(a Ray actor given the rows of one that was killed). A reply in both the file and SQLite (a kill between the commit and the
 removal) is replayed as the same reply. Without `fcntl` (Windows) there is no log: a reply is on disk
 once committed.
 """
