@@ -104,6 +104,11 @@ def _reply(text: str) -> dict | None:
     return reply
 
 
+def _readable(replies: dict[str, bytes]) -> dict[str, bytes]:
+    """Of the replies in a dead process's log, those that can be read (a line cut by the kill cannot)."""
+    return {key: raw for key, raw in replies.items() if _reply(raw.decode("utf-8", "replace")) is not None}
+
+
 class RequestCache:
     def __init__(self, directory: str | os.PathLike | None = None):
         directory = Path(directory) if directory else default_cache_dir()
@@ -143,8 +148,7 @@ class RequestCache:
         self._log.replay(self._commit_replayed)  # what processes killed before their commit completed
 
     def _commit_replayed(self, replies: dict[str, bytes]) -> bool:
-        readable = {key: raw for key, raw in replies.items() if _reply(raw.decode("utf-8", "replace")) is not None}
-        return self._write(readable) == COMMITTED
+        return self._write(_readable(replies)) == COMMITTED
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=OPEN_WAIT, isolation_level=None, check_same_thread=False)
@@ -242,10 +246,9 @@ class RequestCache:
 
     def _adopt(self, replies: dict[str, bytes]) -> bool:
         with self._lock:
-            for key, raw in replies.items():
-                if _reply(raw.decode("utf-8", "replace")) is not None:
-                    self._log.append(key, raw)
-                    self._pending[key] = raw
+            for key, raw in _readable(replies).items():
+                self._log.append(key, raw)
+                self._pending[key] = raw
             try:
                 self._log.write()  # (in this process's log before the dead one's is removed)
             except OSError as exc:
