@@ -83,7 +83,8 @@ def _damaged(error: BaseException) -> bool:
 
 def _has_json_each(db: sqlite3.Connection) -> bool:
     """Whether SQLite has its JSON functions (built in since 3.38, and in most builds before). With
-    them a commit is one statement, which lets go of Python's lock once; `executemany` lets go of it
+    them a commit is one statement (its JSON passed as text: SQLite 3.45 and later read a BLOB as their
+    binary JSONB), which lets go of Python's lock once; `executemany` lets go of it
     for every row, and a thread that is busy meanwhile (the main thread building a batch's outputs)
     hands it back only every 5 ms: a commit of a thousand replies then took seconds."""
     try:
@@ -197,17 +198,20 @@ class RequestCache:
     def get_many(self, keys: list[str]) -> dict[str, dict | None]:
         """The stored reply of each of `keys` (None: none), in one query per 500 keys. A key whose query
         failed (a damaged page among them) is left out, to be looked up alone."""
-        found: dict[str, dict | None] = {}
-        for key in keys:
-            recent = self.recent(key)
-            if recent is not None:
-                found[key] = recent
-        unknown = [key for key in keys if key not in found]
+        with self._lock:
+            recent = {key: raw for key in keys if (raw := self._pending.get(key) or self._writing.get(key))} \
+                if self._pending or self._writing else {}
+        found: dict[str, dict | None] = {key: codec.loads(raw) for key, raw in recent.items()}
+        unknown = [key for key in keys if key not in found] if found else keys
         for start in range(0, len(unknown), 500):
             chunk = unknown[start:start + 500]
             try:
-                rows = self._db.execute(f"SELECT key, reply FROM replies WHERE key IN ({','.join('?' * len(chunk))})",
-                                        chunk).fetchall()
+                if self._json_each:  # (one parameter and a join: a third less time than an IN list of 500)
+                    rows = self._db.execute("SELECT replies.key, reply FROM json_each(?) JOIN replies ON replies.key = "
+                                            "json_each.value", (codec.dumps(chunk).decode(),)).fetchall()
+                else:
+                    rows = self._db.execute(f"SELECT key, reply FROM replies WHERE key IN ({','.join('?' * len(chunk))})",
+                                            chunk).fetchall()
             except sqlite3.DatabaseError:
                 continue
             stored = {key: _reply(text) for key, text in rows}  # (a damaged entry is a miss)
@@ -355,7 +359,7 @@ class RequestCache:
                 if self._json_each:
                     for start in range(0, len(replies), INSERT_AT_MOST):
                         self._writes.execute("INSERT OR REPLACE INTO replies (key, reply) SELECT key, value FROM "
-                                             "json_each(?)", (codec.dumps(dict(replies[start:start + INSERT_AT_MOST])),))
+                                             "json_each(?)", (codec.dumps(dict(replies[start:start + INSERT_AT_MOST])).decode(),))
                 else:
                     self._writes.executemany("INSERT OR REPLACE INTO replies (key, reply) VALUES (?, ?)", replies)
             except BaseException:
