@@ -271,8 +271,20 @@ def processes_named(marker: bytes) -> list[int]:
 
 
 def actor_pids() -> list[int]:
-    """Processes of the actors that run a transform (Ray names them after the UDF)."""
-    return processes_named(b"MapBatches(_Worker)")
+    """Processes of this cluster's actors that run a transform (Ray names them after the UDF): those the
+    test process started, through the raylet, not another test's cluster running meanwhile."""
+    return [pid for pid in processes_named(b"MapBatches(_Worker)") if descends_from(pid, os.getpid())]
+
+
+def descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        try:
+            pid = int((Path("/proc") / str(pid) / "stat").read_bytes().rsplit(b")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+        if pid == ancestor:
+            return True
+    return False
 
 
 def test_an_actor_killed_mid_job_costs_only_its_requests_in_flight(cluster):
