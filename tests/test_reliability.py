@@ -432,6 +432,25 @@ def test_a_batchs_first_requests_are_looked_up_in_one_query(server):
     assert len(looked_up) == 3 and all(len(re.findall(r"[0-9a-f]{64}", s)) == 10 for s in looked_up)  # a query a batch
 
 
+def test_later_requests_asked_at_once_are_looked_up_in_one_query(server):
+    llm = LLM(model="m", base_url=server.url)
+    full = CoEvolTransform(llm, max_rounds=2)  # each row's requests wait for one another: 16 a row
+    first = rows(20).map(full, batched=True)
+    sent = len(server.requests)
+    statements = []
+    cache = request_cache()
+    cache._db.set_trace_callback(statements.append)
+    try:
+        again = rows(20).map(full, batched=True, load_from_cache_file=False)
+    finally:
+        cache._db.set_trace_callback(None)
+    looked_up = [s for s in statements if s.startswith("SELECT")]
+    assert sent == 20 * 16 and len(server.requests) == sent  # the re-run is all served from the cache
+    assert again["coevol_output"] == first["coevol_output"]
+    # the 20 rows ask their n-th requests in the same turn of the event loop: a query per step, not per request
+    assert len(looked_up) <= 16 and sum(len(re.findall(r"[0-9a-f]{64}", s)) for s in looked_up) == 20 * 16
+
+
 @pytest.mark.parametrize("damage", ["header overwritten", "truncated to half"])
 def test_a_damaged_header_is_set_aside_and_the_run_goes_on(server, caplog, damage):
     cached_run(server, 10)

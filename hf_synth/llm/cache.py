@@ -7,7 +7,8 @@ wait, or when a run's rows are done (`commit`; `flush` waits for it), in one tra
 loop never waits on the disk, and a reply costs a third of the CPU it costs in a transaction of ten
 (SQLite writes every index page an insert touches, whatever the number of inserts on it). Until it
 is committed, a reply is served from memory. The first requests of a run are looked up together
-(`get_many`), the later ones one by one (`get`).
+(`get_many`), and so are the later ones asked in the same turn of the event loop (`get` looks
+up one alone).
 
 Keyed by a canonical hash of who answers and what was asked (endpoint, model, sampling parameters,
 messages, the constraint on the reply's shape), never by the API key. SQLite in WAL mode lets several `num_proc` workers share it.

@@ -182,6 +182,7 @@ class Door:
         self._by_llm: dict[LLM, _Route] = {}
         # the first requests looked up together, by id(): (the chat, its key, its stored reply or None)
         self._looked_up: dict[int, tuple[Chat, str, dict | None]] = {}
+        self._to_look_up: list[tuple[str, asyncio.Future]] = []  # later requests' keys, looked up at the turn's end
 
     def _route(self, agent: str) -> _Route:
         route = self._routes.get(agent)
@@ -208,17 +209,40 @@ class Door:
         route = self._route(chat.agent)
         return key_of(route.identity, chat.messages, route.constraint(chat.shape)[1])
 
-    def _key_and_stored(self, chat: Chat) -> tuple[str, dict | None]:
-        """The key of `chat` and its stored reply (None: none), as looked up with the run's first
-        requests (their key made once) or now."""
+    def _key_and_stored(self, chat: Chat) -> tuple[str, dict | None | asyncio.Future]:
+        """The key of `chat` and its stored reply (None: none) as looked up with the run's first requests
+        (their key made once), or a future of it, looked up with the others asked in this turn."""
         looked_up = self._looked_up.pop(id(chat), None)
         if looked_up is None or looked_up[0] is not chat:
             key = self._key(chat)
-            return key, self._cache.get(key) if self._cache is not None else None
+            return key, self._look_up(key) if self._cache is not None else None
         _, key, stored = looked_up
         if stored is _NOT_LOOKED_UP:  # (its query failed: looked up alone)
             return key, self._cache.get(key)
         return key, stored if stored is not None else self._cache.recent(key)  # (completed since the look-up?)
+
+    def _look_up(self, key: str) -> asyncio.Future:
+        """The stored reply of `key`, looked up as this turn of the event loop ends, with every other key
+        asked for in it: one query, not one each (each query lets go of Python's lock and has to take it
+        back from whichever thread took it meanwhile)."""
+        loop = asyncio.get_running_loop()
+        if not self._to_look_up:
+            loop.call_soon(self._look_up_now)
+        future = loop.create_future()
+        self._to_look_up.append((key, future))
+        return future
+
+    def _look_up_now(self) -> None:
+        asked, self._to_look_up = self._to_look_up, []
+        try:
+            found = self._cache.get_many(list(dict.fromkeys(key for key, _ in asked)))
+            for key, future in asked:
+                if not future.done():  # (its row was cancelled meanwhile)
+                    future.set_result(found[key] if key in found else self._cache.get(key))  # (a failed query: alone)
+        except Exception as error:  # (the rows that asked fail with it, as they would have looked it up)
+            for _, future in asked:
+                if not future.done():
+                    future.set_exception(error)
 
     def begin_run(self) -> None:
         """Every run gives each endpoint a new chance."""
@@ -254,6 +278,8 @@ class Door:
         route = self._route(chat.agent)
         constraint = route.constraint(chat.shape)[0]
         key, stored = self._key_and_stored(chat)
+        if isinstance(stored, asyncio.Future):
+            stored = await stored
         if stored is not None and self._ask_again_unusable and unusable(stored, route.llm.max_tokens, chat.whole):
             stored = None
         if stored is None:
