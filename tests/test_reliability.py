@@ -345,9 +345,9 @@ def test_timeout_is_a_deadline_for_the_whole_request(server, part):
 
 # -- 5. the request cache is never a reason to lose a row
 
-def cached_run(server, count=100):
+def cached_run(server, count=100, **options):
     llm = LLM(model="m", base_url=server.url)
-    return rows(count).map(CoEvolTransform(llm, mode="edit"), batched=True)
+    return rows(count).map(CoEvolTransform(llm, **(options or {"mode": "edit"})), batched=True)
 
 
 def cache_file() -> str:
@@ -363,8 +363,11 @@ def checkpoint_and_forget() -> None:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def test_damaged_pages_are_misses_and_every_row_comes_out(server, caplog):
-    first = cached_run(server)
+@pytest.mark.parametrize("requests", ["one a row", "sixteen a row, one after another"])
+def test_damaged_pages_are_misses_and_every_row_comes_out(server, caplog, requests):
+    # (sixteen: the later requests of rows are looked up together, a turn of the event loop at a time)
+    options = {"mode": "edit"} if requests == "one a row" else {"max_rounds": 2}
+    first = cached_run(server, **options)
     checkpoint_and_forget()
     with sqlite3.connect(cache_file()) as db:
         keys = [key for (key,) in db.execute("SELECT key FROM replies")]
@@ -377,7 +380,7 @@ def test_damaged_pages_are_misses_and_every_row_comes_out(server, caplog):
     looked_at.close()
     caplog.clear()
     sent = len(server.requests)
-    again = cached_run(server)
+    again = cached_run(server, **options)
     assert again["coevol_error"] == [None] * 100 and again["coevol_output"] == first["coevol_output"]
     assert 0 < len(server.requests) - sent == unreadable  # what could not be read was asked again, nothing more
     warnings = [r.getMessage() for r in caplog.records if "could not" in r.getMessage()]

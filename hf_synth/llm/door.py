@@ -217,8 +217,8 @@ class Door:
             key = self._key(chat)
             return key, self._look_up(key) if self._cache is not None else None
         _, key, stored = looked_up
-        if stored is _NOT_LOOKED_UP:  # (its query failed: looked up alone)
-            return key, self._cache.get(key)
+        if stored is _NOT_LOOKED_UP:  # (its query failed: asked again, and alone if that fails too)
+            return key, self._look_up(key)
         return key, stored if stored is not None else self._cache.recent(key)  # (completed since the look-up?)
 
     def _look_up(self, key: str) -> asyncio.Future:
