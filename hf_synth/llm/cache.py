@@ -200,8 +200,7 @@ class RequestCache:
         """The stored reply of each of `keys` (None: none), in one query per 500 keys. A key whose query
         failed (a damaged page among them) is left out, to be looked up alone."""
         with self._lock:
-            recent = {key: raw for key in keys if (raw := self._pending.get(key) or self._writing.get(key))} \
-                if self._pending or self._writing else {}
+            recent = {key: raw for key in keys if (raw := self._uncommitted(key))} if self._pending or self._writing else {}
         found: dict[str, dict | None] = {key: codec.loads(raw) for key, raw in recent.items()}
         unknown = [key for key in keys if key not in found] if found else keys
         for start in range(0, len(unknown), 500):
@@ -222,8 +221,12 @@ class RequestCache:
     def recent(self, key: str) -> dict | None:
         """The reply to `key` put since the last look-up (not yet committed), if there is one."""
         with self._lock:
-            raw = self._pending.get(key) or self._writing.get(key)
+            raw = self._uncommitted(key)
         return codec.loads(raw) if raw is not None else None
+
+    def _uncommitted(self, key: str) -> bytes | None:
+        """The reply to `key` put and not yet committed, as stored (the caller holds the lock)."""
+        return self._pending.get(key) or self._writing.get(key)
 
     def put(self, key: str, reply: dict) -> None:
         """Store `reply` (called on the event loop): on disk at the end of the loop's turn (in the reply
